@@ -1,0 +1,3 @@
+//! Hot-path costs of `crdt_model::records` (being written).
+
+fn main() {}

@@ -1,0 +1,607 @@
+//! The replica: documents plus signed feeds, over any [`Store`].
+//!
+//! A replica turns local edits into entries on its own feeds, verifies and applies runs of
+//! entries from peers, and picks the runs a peer lacks. It keeps in memory only the heads of
+//! every feed, the origins in quarantine, the documents waiting for dependencies, and a
+//! bounded cache of recently used documents; everything else is read from the store on demand.
+//!
+//! Writes are staged in a [`WriteBatch`] and reach the store at [`Replica::commit`]. If a
+//! commit fails the replica refuses all further work ([`ReplicaError::Failed`]): its memory
+//! is then ahead of its store, and only a restart from the store is safe.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc, SaveOptions};
+use lru::LruCache;
+
+use crate::entry::{
+    Entry, EntryError, EntryHash, Identity, actor_for, check_change, verify_signature,
+};
+use crate::ids::{DocKey, FeedId, NodeId};
+use crate::store::{Store, StoredEntry, Waiting, WriteBatch};
+use crate::vector::{Head, Heads, Vector};
+use crate::wire::{MAX_CHANGE_BYTES, Run, RunItem, item_wire_len, run_overhead};
+
+/// Longest run a replica forms when it can cut anywhere, in encoded bytes. Runs are the unit a
+/// relayer can forward, so this also bounds the runs every relayer holds.
+pub const MAX_RUN_BYTES: usize = 64 << 10;
+/// Entries read from the store per lookup while forming runs.
+const READ_CHUNK: usize = 256;
+
+/// Why a local write failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError<E> {
+    #[error("the edit was refused: {0}")]
+    Edit(E),
+    #[error("the change is {len} bytes, over the limit of {MAX_CHANGE_BYTES}")]
+    ChangeTooLarge { len: usize },
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+/// Why the replica could not do its work at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    #[error("store failed: {0}")]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored document {key} does not load: {reason}")]
+    CorruptDoc { key: DocKey, reason: String },
+    #[error("an earlier commit failed; the replica must be reopened from its store")]
+    Failed,
+}
+
+/// Why a peer's entries were refused. Nothing of a refused message is applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    #[error(
+        "run of {feed:?} from seq {first_seq} does not link to the held head at seq {held_seq}"
+    )]
+    BrokenChain { feed: FeedId, first_seq: u64, held_seq: u64 },
+    #[error("origin {} signed two different entries at seq {seq} of {}: quarantined", .feed.origin, .feed.scope)]
+    Fork { feed: FeedId, seq: u64 },
+    #[error("change in {key} does not apply: {reason}")]
+    BadChange { key: DocKey, reason: String },
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+/// What a local write produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteReceipt {
+    pub feed: FeedId,
+    pub seq: u64,
+}
+
+/// What applying a peer's message did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// New entries stored.
+    pub stored: usize,
+    /// Entries already held.
+    pub duplicates: usize,
+    /// Runs skipped because they did not start right after a held head.
+    pub gaps: usize,
+    /// Runs skipped because their origin is quarantined.
+    pub quarantined: usize,
+    /// Our heads now, for every feed the message touched: the reply the peer waits for.
+    pub ack: Vector,
+}
+
+/// A replica of every document it holds, over the store `S`.
+#[derive(Debug)]
+pub struct Replica<S: Store> {
+    identity: Identity,
+    node: NodeId,
+    actor: ActorId,
+    store: S,
+    heads: Heads,
+    /// Recently used documents; the store holds all of them.
+    cache: LruCache<DocKey, Automerge>,
+    staged: WriteBatch,
+    waiting: BTreeMap<DocKey, Waiting>,
+    quarantined: BTreeSet<NodeId>,
+    /// Feeds whose head moved since the last [`Replica::take_advanced`], for announcing.
+    advanced: BTreeSet<FeedId>,
+    failed: bool,
+}
+
+impl<S: Store> Replica<S> {
+    /// Opens a replica over `store`, keeping at most `cache_docs` documents in memory.
+    pub fn open(identity: Identity, store: S, cache_docs: usize) -> Result<Self, ReplicaError> {
+        let mut heads = Heads::default();
+        for (feed, head) in store.heads().map_err(store_err)? {
+            heads.insert(feed, head);
+        }
+        let quarantined = store.quarantined().map_err(store_err)?.into_iter().collect();
+        let waiting = store.waiting().map_err(store_err)?.into_iter().collect();
+        let node = identity.node_id();
+        Ok(Self {
+            actor: actor_for(&node),
+            node,
+            identity,
+            store,
+            heads,
+            cache: LruCache::new(NonZeroUsize::new(cache_docs.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            staged: WriteBatch::default(),
+            waiting,
+            quarantined,
+            advanced: BTreeSet::new(),
+            failed: false,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node
+    }
+
+    pub fn heads(&self) -> &Heads {
+        &self.heads
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn is_quarantined(&self, origin: &NodeId) -> bool {
+        self.quarantined.contains(origin)
+    }
+
+    /// Changes held but not yet applied because their dependencies have not arrived.
+    pub fn waiting_changes(&self) -> usize {
+        self.waiting.values().map(Vec::len).sum()
+    }
+
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Feeds whose head moved since the last call.
+    pub fn take_advanced(&mut self) -> BTreeSet<FeedId> {
+        std::mem::take(&mut self.advanced)
+    }
+
+    /// Edits a document and records the change on this node's feed for the document's scope.
+    ///
+    /// `time_s` (seconds since the Unix epoch) becomes the change's timestamp. An edit that
+    /// changes nothing records nothing and returns `None`.
+    pub fn write<E>(
+        &mut self,
+        key: &DocKey,
+        time_s: i64,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), E>,
+    ) -> Result<Option<WriteReceipt>, WriteError<E>> {
+        self.check_usable()?;
+        let mut doc = self.take_doc(key)?.unwrap_or_default();
+        doc.set_actor(self.actor.clone());
+
+        let outcome = doc.transact_with(|_| CommitOptions::default().with_time(time_s), edit);
+        let committed = match outcome {
+            Ok(success) => success.hash.is_some(),
+            Err(failure) => {
+                self.cache.put(key.clone(), doc);
+                return Err(WriteError::Edit(failure.error));
+            }
+        };
+        if !committed {
+            self.cache.put(key.clone(), doc);
+            return Ok(None);
+        }
+        let Some(change) = doc.get_last_local_change() else {
+            return Err(ReplicaError::CorruptDoc {
+                key: key.clone(),
+                reason: "a committed transaction left no local change".into(),
+            }
+            .into());
+        };
+        let change = change.raw_bytes().to_vec();
+        if change.len() > MAX_CHANGE_BYTES {
+            // Dropping `doc` discards the edit: the staged or stored version is still intact.
+            return Err(WriteError::ChangeTooLarge { len: change.len() });
+        }
+
+        let feed = FeedId { origin: self.node, scope: key.scope.clone() };
+        let head = self.heads.get(&feed);
+        let entry = Entry {
+            origin: self.node,
+            scope: key.scope.clone(),
+            seq: head.map_or(1, |h| h.seq + 1),
+            prev: head.map_or(EntryHash::GENESIS, |h| h.hash),
+            doc: key.doc,
+            change,
+        };
+        let hash = entry.hash();
+        let seq = entry.seq;
+        let signature = self.identity.sign(&hash);
+        self.staged.entries.push(StoredEntry { entry, signature: Some(signature) });
+        self.set_head(&feed, Head { seq, hash });
+        self.stage_doc(key, doc);
+        Ok(Some(WriteReceipt { feed, seq }))
+    }
+
+    /// A document, loaded from the store if it is not in memory.
+    pub fn doc(&mut self, key: &DocKey) -> Result<Option<&Automerge>, ReplicaError> {
+        self.check_usable()?;
+        if !self.cache.contains(key) {
+            match self.load_doc(key)? {
+                Some(doc) => {
+                    self.cache.put(key.clone(), doc);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.cache.get(key))
+    }
+
+    /// Writes everything staged to the store, atomically.
+    pub fn commit(&mut self) -> Result<(), ReplicaError> {
+        self.check_usable()?;
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.staged);
+        self.store.commit(batch).map_err(|err| {
+            self.failed = true;
+            store_err(err)
+        })
+    }
+
+    /// Verifies and applies runs from a peer. Either the whole message is applied, or nothing.
+    pub fn receive(&mut self, runs: Vec<Run>) -> Result<Received, ReceiveError> {
+        self.check_usable()?;
+        let mut received = Received::default();
+        let mut verified = Vec::new();
+        let mut tentative: HashMap<FeedId, Head> = HashMap::new();
+        let mut touched: BTreeSet<FeedId> = BTreeSet::new();
+
+        for run in runs {
+            let held =
+                tentative.get(&run.feed).copied().or_else(|| self.heads.get(&run.feed));
+            touched.insert(run.feed.clone());
+            if self.quarantined.contains(&run.feed.origin) {
+                received.quarantined += 1;
+                continue;
+            }
+            let verdict = match self.verify_run(&run, held) {
+                Ok(verdict) => verdict,
+                Err(err @ ReceiveError::Fork { .. }) => {
+                    // The proof stands whatever else the message held: record it.
+                    self.quarantined.insert(run.feed.origin);
+                    self.staged.quarantine.insert(run.feed.origin);
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            };
+            match verdict {
+                Verdict::Duplicate => received.duplicates += run.items.len(),
+                Verdict::Gap => received.gaps += 1,
+                Verdict::New { entries, head } => {
+                    received.duplicates += run.items.len() - entries.len();
+                    tentative.insert(run.feed.clone(), head);
+                    verified.push((run, entries));
+                }
+            }
+        }
+
+        let docs = self.apply_to_docs(&verified)?;
+        for (run, entries) in verified {
+            let last = entries.len() - 1;
+            for (index, (entry, hash)) in entries.into_iter().enumerate() {
+                let signature = (index == last).then_some(run.signature);
+                let head = Head { seq: entry.seq, hash };
+                self.staged.entries.push(StoredEntry { entry, signature });
+                self.set_head(&run.feed, head);
+                received.stored += 1;
+            }
+        }
+        for (key, (doc, waiting)) in docs {
+            self.set_waiting(&key, waiting);
+            self.stage_doc(&key, doc);
+        }
+        // A feed still at 0 is absent from the ack; the peer reads absence as 0.
+        received.ack = touched.into_iter().map(|f| (f.clone(), self.heads.seq(&f))).collect();
+        Ok(received)
+    }
+
+    /// The runs a peer holding `peer` lacks, highest-priority scope first, within
+    /// `budget_bytes` of encoded runs (exceeded only when a single run is larger).
+    pub fn runs_for(
+        &mut self,
+        peer: &Vector,
+        include: impl Fn(&FeedId) -> bool,
+        budget_bytes: usize,
+    ) -> Result<Vec<Run>, ReplicaError> {
+        self.commit()?;
+        let mut feeds: Vec<(&FeedId, &Head)> = self
+            .heads
+            .iter()
+            .filter(|(feed, head)| {
+                head.seq > peer.get(feed)
+                    && include(feed)
+                    && !self.quarantined.contains(&feed.origin)
+            })
+            .collect();
+        feeds.sort_by_key(|(feed, _)| (feed.scope.priority(), (*feed).clone()));
+
+        let mut builder = RoundBuilder::new(budget_bytes);
+        for (feed, head) in feeds {
+            let mut next = peer.get(feed) + 1;
+            while next <= head.seq && !builder.full() {
+                let chunk = self.store.entries(feed, next, READ_CHUNK).map_err(store_err)?;
+                let Some(last) = chunk.last() else { break };
+                next = last.entry.seq + 1;
+                for stored in chunk.into_iter().filter(|s| s.entry.seq <= head.seq) {
+                    builder.push(stored);
+                    if builder.full() {
+                        break;
+                    }
+                }
+            }
+            builder.finish_feed();
+            if builder.full() {
+                break;
+            }
+        }
+        Ok(builder.runs)
+    }
+
+    fn check_usable(&self) -> Result<(), ReplicaError> {
+        if self.failed { Err(ReplicaError::Failed) } else { Ok(()) }
+    }
+
+    fn set_head(&mut self, feed: &FeedId, head: Head) {
+        self.heads.insert(feed.clone(), head);
+        self.staged.heads.insert(feed.clone(), head);
+        self.advanced.insert(feed.clone());
+    }
+
+    fn set_waiting(&mut self, key: &DocKey, waiting: Waiting) {
+        if waiting.is_empty() {
+            if self.waiting.remove(key).is_some() {
+                self.staged.waiting.insert(key.clone(), Vec::new());
+            }
+        } else {
+            self.waiting.insert(key.clone(), waiting.clone());
+            self.staged.waiting.insert(key.clone(), waiting);
+        }
+    }
+
+    fn stage_doc(&mut self, key: &DocKey, doc: Automerge) {
+        let options = SaveOptions { deflate: true, retain_orphans: true };
+        self.staged.docs.insert(key.clone(), doc.save_with_options(options));
+        self.cache.put(key.clone(), doc);
+    }
+
+    /// Takes a document out of the cache (or loads it), for an edit that puts it back.
+    fn take_doc(&mut self, key: &DocKey) -> Result<Option<Automerge>, ReplicaError> {
+        match self.cache.pop(key) {
+            Some(doc) => Ok(Some(doc)),
+            None => self.load_doc(key),
+        }
+    }
+
+    /// Loads a document from the staged batch or the store, bypassing the cache.
+    fn load_doc(&self, key: &DocKey) -> Result<Option<Automerge>, ReplicaError> {
+        let bytes = match self.staged.docs.get(key) {
+            Some(bytes) => Some(bytes.clone()),
+            None => self.store.doc(key).map_err(store_err)?,
+        };
+        let Some(bytes) = bytes else { return Ok(None) };
+        Automerge::load(&bytes)
+            .map(Some)
+            .map_err(|err| ReplicaError::CorruptDoc { key: key.clone(), reason: err.to_string() })
+    }
+
+    /// Checks a run against the held head of its feed and its origin's signature.
+    fn verify_run(&self, run: &Run, held: Option<Head>) -> Result<Verdict, ReceiveError> {
+        let held_seq = held.map_or(0, |h| h.seq);
+        if run.last_seq() <= held_seq {
+            return Ok(Verdict::Duplicate);
+        }
+        if run.first_seq > held_seq + 1 {
+            return Ok(Verdict::Gap);
+        }
+
+        let mut hash = run.prev;
+        let mut hashes = Vec::with_capacity(run.items.len());
+        let mut entries = Vec::new();
+        let mut links = run.first_seq == 1 && run.prev == EntryHash::GENESIS
+            || held.is_some_and(|h| h.seq + 1 == run.first_seq && h.hash == run.prev);
+        for (offset, item) in run.items.iter().enumerate() {
+            let seq = run.first_seq + offset as u64;
+            let entry = entry_of(run, seq, hash, item);
+            hash = entry.hash();
+            hashes.push(hash);
+            if seq == held_seq {
+                links = held.is_some_and(|h| h.hash == hash);
+            }
+            if seq > held_seq {
+                entries.push((entry, hash));
+            }
+        }
+
+        let signed = verify_signature(&run.feed, run.last_seq(), &hash, &run.signature);
+        match (links, signed) {
+            (true, Ok(())) => {}
+            (true, Err(err)) => return Err(err.into()),
+            (false, Ok(())) => {
+                return Err(ReceiveError::Fork { feed: run.feed.clone(), seq: held_seq });
+            }
+            (false, Err(_)) => {
+                return Err(ReceiveError::BrokenChain {
+                    feed: run.feed.clone(),
+                    first_seq: run.first_seq,
+                    held_seq,
+                });
+            }
+        }
+        for (entry, _) in &entries {
+            check_change(entry)?;
+        }
+        Ok(Verdict::New { entries, head: Head { seq: run.last_seq(), hash } })
+    }
+
+    /// Applies verified entries to copies of their documents; nothing is changed yet.
+    fn apply_to_docs(
+        &mut self,
+        verified: &[(Run, Vec<(Entry, EntryHash)>)],
+    ) -> Result<BTreeMap<DocKey, (Automerge, Waiting)>, ReceiveError> {
+        let mut changes: BTreeMap<DocKey, Vec<automerge::Change>> = BTreeMap::new();
+        for (_, entries) in verified {
+            for (entry, _) in entries {
+                let key = DocKey { scope: entry.scope.clone(), doc: entry.doc };
+                changes.entry(key).or_default().push(check_change(entry)?);
+            }
+        }
+
+        let mut docs = BTreeMap::new();
+        for (key, changes) in changes {
+            let mut doc = match self.cache.get(&key) {
+                Some(doc) => doc.clone(),
+                None => self.load_doc(&key)?.unwrap_or_default(),
+            };
+            let mut waiting: Vec<ChangeHash> = self
+                .waiting
+                .get(&key)
+                .map(|w| w.iter().map(|h| ChangeHash(*h)).collect())
+                .unwrap_or_default();
+            waiting.extend(changes.iter().map(automerge::Change::hash));
+            doc.apply_changes(changes).map_err(|err| ReceiveError::BadChange {
+                key: key.clone(),
+                reason: err.to_string(),
+            })?;
+            let still: Waiting = waiting
+                .into_iter()
+                .filter(|hash| doc.get_change_by_hash(hash).is_none())
+                .map(|hash| hash.0)
+                .collect();
+            docs.insert(key, (doc, still));
+        }
+        Ok(docs)
+    }
+}
+
+enum Verdict {
+    Duplicate,
+    Gap,
+    New { entries: Vec<(Entry, EntryHash)>, head: Head },
+}
+
+fn entry_of(run: &Run, seq: u64, prev: EntryHash, item: &RunItem) -> Entry {
+    Entry {
+        origin: run.feed.origin,
+        scope: run.feed.scope.clone(),
+        seq,
+        prev,
+        doc: item.doc,
+        change: item.change.clone(),
+    }
+}
+
+fn store_err(err: impl std::error::Error + Send + Sync + 'static) -> ReplicaError {
+    ReplicaError::Store(Box::new(err))
+}
+
+/// Packs stored entries into runs for one round.
+///
+/// A run must end at an entry whose signature is held. Runs are cut at [`MAX_RUN_BYTES`] or
+/// when the round's budget is reached, at the last signed entry so far; if no entry so far is
+/// signed, the run grows to the next signed one (which exists: every head is signed).
+struct RoundBuilder {
+    budget: usize,
+    used: usize,
+    runs: Vec<Run>,
+    pending: Vec<StoredEntry>,
+    pending_bytes: usize,
+    last_signed: Option<usize>,
+    /// The budget is spent: cut at the next signed entry and stop.
+    closing: bool,
+    done: bool,
+}
+
+impl RoundBuilder {
+    fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            used: 0,
+            runs: Vec::new(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            last_signed: None,
+            closing: false,
+            done: false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.done
+    }
+
+    fn push(&mut self, stored: StoredEntry) {
+        let len = item_wire_len(stored.entry.change.len());
+        let over_budget = self.used + self.pending_bytes + len > self.budget;
+        let over_run = self.pending_bytes + len > MAX_RUN_BYTES;
+        if !self.pending.is_empty() && (over_budget || over_run) {
+            if over_budget {
+                self.closing = true;
+            }
+            if let Some(index) = self.last_signed {
+                self.cut(index);
+                if self.closing {
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+        let signed = stored.signature.is_some();
+        self.pending_bytes += len;
+        self.pending.push(stored);
+        if signed {
+            self.last_signed = Some(self.pending.len() - 1);
+            if self.closing {
+                self.cut(self.pending.len() - 1);
+                self.done = true;
+            }
+        }
+    }
+
+    /// Ends the current feed: what is pending up to its last signed entry becomes a run.
+    fn finish_feed(&mut self) {
+        if let Some(index) = self.last_signed {
+            self.cut(index);
+        }
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.last_signed = None;
+        if self.used >= self.budget {
+            self.done = true;
+        }
+    }
+
+    fn cut(&mut self, last: usize) {
+        let rest = self.pending.split_off(last + 1);
+        let entries = std::mem::replace(&mut self.pending, rest);
+        self.pending_bytes = self.pending.iter().map(|s| item_wire_len(s.entry.change.len())).sum();
+        self.last_signed = self.pending.iter().rposition(|s| s.signature.is_some());
+
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
+        let Some(signature) = last.signature else { return };
+        let feed = first.entry.feed();
+        let first_seq = first.entry.seq;
+        let prev = first.entry.prev;
+        let items: Vec<RunItem> = entries
+            .into_iter()
+            .map(|s| RunItem { doc: s.entry.doc, change: s.entry.change })
+            .collect();
+        let bytes: usize = items.iter().map(|i| item_wire_len(i.change.len())).sum::<usize>()
+            + run_overhead(&feed, first_seq, items.len());
+        self.used += bytes;
+        self.runs.push(Run { feed, first_seq, prev, items, signature });
+    }
+}
