@@ -56,7 +56,10 @@ pub struct Entry {
 
 impl Entry {
     pub fn feed(&self) -> FeedId {
-        FeedId { origin: self.origin, scope: self.scope.clone() }
+        FeedId {
+            origin: self.origin,
+            scope: self.scope.clone(),
+        }
     }
 
     pub fn hash(&self) -> EntryHash {
@@ -80,11 +83,26 @@ pub enum EntryError {
     #[error("origin {origin} is not a valid ed25519 public key")]
     BadOriginKey { origin: NodeId },
     #[error("signature of {origin} over {scope} seq {seq} does not verify")]
-    BadSignature { origin: NodeId, scope: Scope, seq: u64 },
-    #[error("entry {scope} seq {seq} of {origin} does not carry a valid automerge change: {reason}")]
-    BadChange { origin: NodeId, scope: Scope, seq: u64, reason: String },
+    BadSignature {
+        origin: NodeId,
+        scope: Scope,
+        seq: u64,
+    },
+    #[error(
+        "entry {scope} seq {seq} of {origin} does not carry a valid automerge change: {reason}"
+    )]
+    BadChange {
+        origin: NodeId,
+        scope: Scope,
+        seq: u64,
+        reason: String,
+    },
     #[error("entry {scope} seq {seq} of {origin} carries a change by another actor")]
-    ActorMismatch { origin: NodeId, scope: Scope, seq: u64 },
+    ActorMismatch {
+        origin: NodeId,
+        scope: Scope,
+        seq: u64,
+    },
 }
 
 /// The automerge actor that every change written by `origin` must carry.
@@ -103,14 +121,17 @@ pub fn verify_signature(
     hash: &EntryHash,
     signature: &Signature,
 ) -> Result<(), EntryError> {
-    let key = VerifyingKey::from_bytes(feed.origin.as_bytes())
-        .map_err(|_| EntryError::BadOriginKey { origin: feed.origin })?;
+    let key =
+        VerifyingKey::from_bytes(feed.origin.as_bytes()).map_err(|_| EntryError::BadOriginKey {
+            origin: feed.origin,
+        })?;
     let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify(&signed_message(hash), &signature).map_err(|_| EntryError::BadSignature {
-        origin: feed.origin,
-        scope: feed.scope.clone(),
-        seq,
-    })
+    key.verify(&signed_message(hash), &signature)
+        .map_err(|_| EntryError::BadSignature {
+            origin: feed.origin,
+            scope: feed.scope.clone(),
+            seq,
+        })
 }
 
 /// Checks that an entry's payload is one automerge change by its origin's actor.
@@ -149,7 +170,9 @@ pub struct Identity {
 impl Identity {
     /// The identity whose secret key is `seed`. The caller brings the randomness.
     pub fn from_secret_bytes(seed: [u8; 32]) -> Self {
-        Self { key: SigningKey::from_bytes(&seed) }
+        Self {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     pub fn secret_bytes(&self) -> [u8; 32] {
@@ -175,7 +198,9 @@ impl fmt::Debug for Identity {
 pub fn check_node_key(id: &NodeId) -> Result<(), IdError> {
     VerifyingKey::from_bytes(id.as_bytes())
         .map(|_| ())
-        .map_err(|_| IdError::NodeKey { value: id.to_string() })
+        .map_err(|_| IdError::NodeKey {
+            value: id.to_string(),
+        })
 }
 
 #[cfg(test)]

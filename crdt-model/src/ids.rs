@@ -63,7 +63,9 @@ impl FromStr for NodeId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || IdError::NodeId { value: s.to_owned() };
+        let err = || IdError::NodeId {
+            value: s.to_owned(),
+        };
         if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err());
         }
@@ -107,7 +109,9 @@ impl FromStr for DocId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || IdError::DocId { value: s.to_owned() };
+        let err = || IdError::DocId {
+            value: s.to_owned(),
+        };
         if s.len() != 32 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err());
         }
@@ -123,10 +127,13 @@ pub struct Scope(String);
 
 impl Scope {
     pub fn new(name: &str) -> Result<Self, IdError> {
-        let valid_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+        let valid_char =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
         let starts_with_letter = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
         if name.len() > MAX_SCOPE_LEN || !starts_with_letter || !name.bytes().all(valid_char) {
-            return Err(IdError::Scope { value: name.to_owned() });
+            return Err(IdError::Scope {
+                value: name.to_owned(),
+            });
         }
         Ok(Self(name.to_owned()))
     }
@@ -210,9 +217,18 @@ mod tests {
     fn malformed_ids_name_the_value() {
         let err = "xyz".parse::<NodeId>().unwrap_err();
         assert!(err.to_string().contains("\"xyz\""));
-        assert!("AB".repeat(16).parse::<DocId>().is_err(), "uppercase is refused");
-        assert!("ab".repeat(15).parse::<DocId>().is_err(), "short is refused");
-        assert_eq!("ab".repeat(16).parse::<DocId>().unwrap().to_string(), "ab".repeat(16));
+        assert!(
+            "AB".repeat(16).parse::<DocId>().is_err(),
+            "uppercase is refused"
+        );
+        assert!(
+            "ab".repeat(15).parse::<DocId>().is_err(),
+            "short is refused"
+        );
+        assert_eq!(
+            "ab".repeat(16).parse::<DocId>().unwrap().to_string(),
+            "ab".repeat(16)
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ fn kind(value: &Value) -> &'static str {
 
 /// Checks a body before any edit, so that a bad field leaves the document untouched.
 pub fn check_fields(body: &Value) -> Result<&Map<String, Value>, JsonError> {
-    let Value::Object(fields) = body else { return Err(JsonError::NotAnObject(kind(body))) };
+    let Value::Object(fields) = body else {
+        return Err(JsonError::NotAnObject(kind(body)));
+    };
     if fields.is_empty() {
         return Err(JsonError::Empty);
     }
@@ -57,7 +59,10 @@ fn check_object(fields: &Map<String, Value>, path: &str, depth: usize) -> Result
     for (name, value) in fields {
         let child = format!("{path}.{name}");
         if name.is_empty() || name.len() > MAX_FIELD_NAME_BYTES {
-            return Err(JsonError::FieldName { path: path.to_owned(), len: name.len() });
+            return Err(JsonError::FieldName {
+                path: path.to_owned(),
+                len: name.len(),
+            });
         }
         check_value(value, &child, depth)?;
     }
@@ -68,21 +73,29 @@ fn check_value(value: &Value, path: &str, depth: usize) -> Result<(), JsonError>
     match value {
         Value::Object(fields) => {
             if depth >= MAX_JSON_DEPTH {
-                return Err(JsonError::TooDeep { path: path.to_owned() });
+                return Err(JsonError::TooDeep {
+                    path: path.to_owned(),
+                });
             }
             check_object(fields, path, depth + 1)
         }
         Value::Array(items) => {
             if depth >= MAX_JSON_DEPTH {
-                return Err(JsonError::TooDeep { path: path.to_owned() });
+                return Err(JsonError::TooDeep {
+                    path: path.to_owned(),
+                });
             }
             items
                 .iter()
                 .enumerate()
                 .try_for_each(|(i, item)| check_value(item, &format!("{path}[{i}]"), depth + 1))
         }
-        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() && n.as_f64().is_none() => {
-            Err(JsonError::Number { path: path.to_owned() })
+        Value::Number(n)
+            if n.as_i64().is_none() && n.as_u64().is_none() && n.as_f64().is_none() =>
+        {
+            Err(JsonError::Number {
+                path: path.to_owned(),
+            })
         }
         _ => Ok(()),
     }
@@ -174,7 +187,9 @@ mod tests {
 
     fn apply(doc: &mut Automerge, body: Value) -> Result<(), JsonError> {
         let fields = check_fields(&body)?.clone();
-        doc.transact(|tx| set_fields(tx, &fields)).map(|_| ()).map_err(|f| f.error)
+        doc.transact(|tx| set_fields(tx, &fields))
+            .map(|_| ())
+            .map_err(|f| f.error)
     }
 
     #[test]
@@ -195,13 +210,22 @@ mod tests {
 
     #[test]
     fn bad_bodies_name_what_is_wrong() {
-        assert_eq!(check_fields(&json!([1])), Err(JsonError::NotAnObject("an array")));
+        assert_eq!(
+            check_fields(&json!([1])),
+            Err(JsonError::NotAnObject("an array"))
+        );
         assert_eq!(check_fields(&json!({})), Err(JsonError::Empty));
-        assert!(matches!(check_fields(&json!({"": 1})), Err(JsonError::FieldName { .. })));
+        assert!(matches!(
+            check_fields(&json!({"": 1})),
+            Err(JsonError::FieldName { .. })
+        ));
         let mut deep = json!(1);
         for _ in 0..40 {
             deep = json!({ "x": deep });
         }
-        assert!(matches!(check_fields(&deep), Err(JsonError::TooDeep { .. })));
+        assert!(matches!(
+            check_fields(&deep),
+            Err(JsonError::TooDeep { .. })
+        ));
     }
 }

@@ -63,7 +63,11 @@ pub enum ReceiveError {
     #[error(
         "run of {feed:?} from seq {first_seq} does not link to the held head at seq {held_seq}"
     )]
-    BrokenChain { feed: FeedId, first_seq: u64, held_seq: u64 },
+    BrokenChain {
+        feed: FeedId,
+        first_seq: u64,
+        held_seq: u64,
+    },
     #[error("origin {} signed two different entries at seq {seq} of {}: quarantined", .feed.origin, .feed.scope)]
     Fork { feed: FeedId, seq: u64 },
     #[error("change in {key} does not apply: {reason}")]
@@ -119,7 +123,11 @@ impl<S: Store> Replica<S> {
         for (feed, head) in store.heads().map_err(store_err)? {
             heads.insert(feed, head);
         }
-        let quarantined = store.quarantined().map_err(store_err)?.into_iter().collect();
+        let quarantined = store
+            .quarantined()
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
         let waiting = store.waiting().map_err(store_err)?.into_iter().collect();
         let node = identity.node_id();
         Ok(Self {
@@ -206,7 +214,10 @@ impl<S: Store> Replica<S> {
             return Err(WriteError::ChangeTooLarge { len: change.len() });
         }
 
-        let feed = FeedId { origin: self.node, scope: key.scope.clone() };
+        let feed = FeedId {
+            origin: self.node,
+            scope: key.scope.clone(),
+        };
         let head = self.heads.get(&feed);
         let entry = Entry {
             origin: self.node,
@@ -219,7 +230,10 @@ impl<S: Store> Replica<S> {
         let hash = entry.hash();
         let seq = entry.seq;
         let signature = self.identity.sign(&hash);
-        self.staged.entries.push(StoredEntry { entry, signature: Some(signature) });
+        self.staged.entries.push(StoredEntry {
+            entry,
+            signature: Some(signature),
+        });
         self.set_head(&feed, Head { seq, hash });
         self.stage_doc(key, doc);
         Ok(Some(WriteReceipt { feed, seq }))
@@ -259,13 +273,18 @@ impl<S: Store> Replica<S> {
         let mut verified = Vec::new();
         let mut tentative: HashMap<FeedId, Head> = HashMap::new();
         let mut touched: BTreeSet<FeedId> = BTreeSet::new();
+        let mut refused_upto: HashMap<FeedId, u64> = HashMap::new();
 
         for run in runs {
-            let held =
-                tentative.get(&run.feed).copied().or_else(|| self.heads.get(&run.feed));
+            let held = tentative
+                .get(&run.feed)
+                .copied()
+                .or_else(|| self.heads.get(&run.feed));
             touched.insert(run.feed.clone());
             if self.quarantined.contains(&run.feed.origin) {
+                // Acked as held so the sender stops offering what will never be applied.
                 received.quarantined += 1;
+                refused_upto.insert(run.feed.clone(), run.last_seq());
                 continue;
             }
             let verdict = match self.verify_run(&run, held) {
@@ -294,7 +313,10 @@ impl<S: Store> Replica<S> {
             let last = entries.len() - 1;
             for (index, (entry, hash)) in entries.into_iter().enumerate() {
                 let signature = (index == last).then_some(run.signature);
-                let head = Head { seq: entry.seq, hash };
+                let head = Head {
+                    seq: entry.seq,
+                    hash,
+                };
                 self.staged.entries.push(StoredEntry { entry, signature });
                 self.set_head(&run.feed, head);
                 received.stored += 1;
@@ -305,7 +327,16 @@ impl<S: Store> Replica<S> {
             self.stage_doc(&key, doc);
         }
         // A feed still at 0 is absent from the ack; the peer reads absence as 0.
-        received.ack = touched.into_iter().map(|f| (f.clone(), self.heads.seq(&f))).collect();
+        received.ack = touched
+            .into_iter()
+            .map(|f| {
+                let seq = self
+                    .heads
+                    .seq(&f)
+                    .max(refused_upto.get(&f).copied().unwrap_or(0));
+                (f, seq)
+            })
+            .collect();
         Ok(received)
     }
 
@@ -333,7 +364,10 @@ impl<S: Store> Replica<S> {
         for (feed, head) in feeds {
             let mut next = peer.get(feed) + 1;
             while next <= head.seq && !builder.full() {
-                let chunk = self.store.entries(feed, next, READ_CHUNK).map_err(store_err)?;
+                let chunk = self
+                    .store
+                    .entries(feed, next, READ_CHUNK)
+                    .map_err(store_err)?;
                 let Some(last) = chunk.last() else { break };
                 next = last.entry.seq + 1;
                 for stored in chunk.into_iter().filter(|s| s.entry.seq <= head.seq) {
@@ -352,7 +386,11 @@ impl<S: Store> Replica<S> {
     }
 
     fn check_usable(&self) -> Result<(), ReplicaError> {
-        if self.failed { Err(ReplicaError::Failed) } else { Ok(()) }
+        if self.failed {
+            Err(ReplicaError::Failed)
+        } else {
+            Ok(())
+        }
     }
 
     fn set_head(&mut self, feed: &FeedId, head: Head) {
@@ -373,8 +411,13 @@ impl<S: Store> Replica<S> {
     }
 
     fn stage_doc(&mut self, key: &DocKey, doc: Automerge) {
-        let options = SaveOptions { deflate: true, retain_orphans: true };
-        self.staged.docs.insert(key.clone(), doc.save_with_options(options));
+        let options = SaveOptions {
+            deflate: true,
+            retain_orphans: true,
+        };
+        self.staged
+            .docs
+            .insert(key.clone(), doc.save_with_options(options));
         self.cache.put(key.clone(), doc);
     }
 
@@ -395,7 +438,10 @@ impl<S: Store> Replica<S> {
         let Some(bytes) = bytes else { return Ok(None) };
         Automerge::load(&bytes)
             .map(Some)
-            .map_err(|err| ReplicaError::CorruptDoc { key: key.clone(), reason: err.to_string() })
+            .map_err(|err| ReplicaError::CorruptDoc {
+                key: key.clone(),
+                reason: err.to_string(),
+            })
     }
 
     /// Checks a run against the held head of its feed and its origin's signature.
@@ -431,7 +477,10 @@ impl<S: Store> Replica<S> {
             (true, Ok(())) => {}
             (true, Err(err)) => return Err(err.into()),
             (false, Ok(())) => {
-                return Err(ReceiveError::Fork { feed: run.feed.clone(), seq: held_seq });
+                return Err(ReceiveError::Fork {
+                    feed: run.feed.clone(),
+                    seq: held_seq,
+                });
             }
             (false, Err(_)) => {
                 return Err(ReceiveError::BrokenChain {
@@ -444,7 +493,13 @@ impl<S: Store> Replica<S> {
         for (entry, _) in &entries {
             check_change(entry)?;
         }
-        Ok(Verdict::New { entries, head: Head { seq: run.last_seq(), hash } })
+        Ok(Verdict::New {
+            entries,
+            head: Head {
+                seq: run.last_seq(),
+                hash,
+            },
+        })
     }
 
     /// Applies verified entries to copies of their documents; nothing is changed yet.
@@ -455,7 +510,10 @@ impl<S: Store> Replica<S> {
         let mut changes: BTreeMap<DocKey, Vec<automerge::Change>> = BTreeMap::new();
         for (_, entries) in verified {
             for (entry, _) in entries {
-                let key = DocKey { scope: entry.scope.clone(), doc: entry.doc };
+                let key = DocKey {
+                    scope: entry.scope.clone(),
+                    doc: entry.doc,
+                };
                 changes.entry(key).or_default().push(check_change(entry)?);
             }
         }
@@ -472,10 +530,11 @@ impl<S: Store> Replica<S> {
                 .map(|w| w.iter().map(|h| ChangeHash(*h)).collect())
                 .unwrap_or_default();
             waiting.extend(changes.iter().map(automerge::Change::hash));
-            doc.apply_changes(changes).map_err(|err| ReceiveError::BadChange {
-                key: key.clone(),
-                reason: err.to_string(),
-            })?;
+            doc.apply_changes(changes)
+                .map_err(|err| ReceiveError::BadChange {
+                    key: key.clone(),
+                    reason: err.to_string(),
+                })?;
             let still: Waiting = waiting
                 .into_iter()
                 .filter(|hash| doc.get_change_by_hash(hash).is_none())
@@ -490,7 +549,10 @@ impl<S: Store> Replica<S> {
 enum Verdict {
     Duplicate,
     Gap,
-    New { entries: Vec<(Entry, EntryHash)>, head: Head },
+    New {
+        entries: Vec<(Entry, EntryHash)>,
+        head: Head,
+    },
 }
 
 fn entry_of(run: &Run, seq: u64, prev: EntryHash, item: &RunItem) -> Entry {
@@ -587,21 +649,41 @@ impl RoundBuilder {
     fn cut(&mut self, last: usize) {
         let rest = self.pending.split_off(last + 1);
         let entries = std::mem::replace(&mut self.pending, rest);
-        self.pending_bytes = self.pending.iter().map(|s| item_wire_len(s.entry.change.len())).sum();
+        self.pending_bytes = self
+            .pending
+            .iter()
+            .map(|s| item_wire_len(s.entry.change.len()))
+            .sum();
         self.last_signed = self.pending.iter().rposition(|s| s.signature.is_some());
 
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
-        let Some(signature) = last.signature else { return };
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return;
+        };
+        let Some(signature) = last.signature else {
+            return;
+        };
         let feed = first.entry.feed();
         let first_seq = first.entry.seq;
         let prev = first.entry.prev;
         let items: Vec<RunItem> = entries
             .into_iter()
-            .map(|s| RunItem { doc: s.entry.doc, change: s.entry.change })
+            .map(|s| RunItem {
+                doc: s.entry.doc,
+                change: s.entry.change,
+            })
             .collect();
-        let bytes: usize = items.iter().map(|i| item_wire_len(i.change.len())).sum::<usize>()
+        let bytes: usize = items
+            .iter()
+            .map(|i| item_wire_len(i.change.len()))
+            .sum::<usize>()
             + run_overhead(&feed, first_seq, items.len());
         self.used += bytes;
-        self.runs.push(Run { feed, first_seq, prev, items, signature });
+        self.runs.push(Run {
+            feed,
+            first_seq,
+            prev,
+            items,
+            signature,
+        });
     }
 }

@@ -53,7 +53,10 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { round_budget_bytes: DEFAULT_ROUND_BUDGET_BYTES, filter: ScopeFilter::All }
+        Self {
+            round_budget_bytes: DEFAULT_ROUND_BUDGET_BYTES,
+            filter: ScopeFilter::All,
+        }
     }
 }
 
@@ -70,7 +73,10 @@ pub enum SessionError {
     #[error("peer introduced itself as {got}, but the transport authenticated {expected}")]
     PeerMismatch { expected: NodeId, got: NodeId },
     #[error("unexpected {kind} message while {phase}")]
-    Unexpected { kind: &'static str, phase: &'static str },
+    Unexpected {
+        kind: &'static str,
+        phase: &'static str,
+    },
     #[error("peer sent entries of scope {scope}, which this session does not exchange")]
     ForeignScope { scope: Scope },
     #[error("peer ended the session: {0}")]
@@ -116,6 +122,9 @@ pub struct Session {
     phase: Phase,
     /// The vector my Hello's digest stood for: what the peer holds if the digests match.
     advertised: Vector,
+    /// The digest my Hello carried. Both sides compare the two Hellos' digests, so both
+    /// reach the same verdict even if heads move while the Hellos cross.
+    advertised_digest: [u8; 32],
     /// What the peer holds, as far as I know (including what I sent and it has not acked).
     peer_has: Vector,
     /// The feeds of the one `Entries` message awaiting its `Ack`.
@@ -130,6 +139,7 @@ impl Session {
             config,
             phase: Phase::Greeting,
             advertised: Vector::new(),
+            advertised_digest: [0; 32],
             peer_has: Vector::new(),
             in_flight: None,
             stats: SessionStats::default(),
@@ -153,9 +163,10 @@ impl Session {
     pub fn start<S: Store>(&mut self, replica: &Replica<S>) -> Message {
         let filter = &self.config.filter;
         self.advertised = replica.heads().vector(|f| filter.allows(f));
+        self.advertised_digest = replica.heads().digest(|f| filter.allows(f));
         Message::Hello {
             node: replica.node_id(),
-            digest: replica.heads().digest(|f| filter.allows(f)),
+            digest: self.advertised_digest,
             feeds: self.advertised.len() as u64,
         }
     }
@@ -163,13 +174,21 @@ impl Session {
     /// Entries I hold that the peer lacks (known once the vectors are exchanged).
     pub fn entries_to_send<S: Store>(&self, replica: &Replica<S>) -> u64 {
         let mine = replica.heads().vector(|f| self.config.filter.allows(f));
-        if self.phase == Phase::Live { mine.entries_ahead_of(&self.peer_has) } else { 0 }
+        if self.phase == Phase::Live {
+            mine.entries_ahead_of(&self.peer_has)
+        } else {
+            0
+        }
     }
 
     /// Entries the peer holds that I lack.
     pub fn entries_to_receive<S: Store>(&self, replica: &Replica<S>) -> u64 {
         let mine = replica.heads().vector(|f| self.config.filter.allows(f));
-        if self.phase == Phase::Live { self.peer_has.entries_ahead_of(&mine) } else { 0 }
+        if self.phase == Phase::Live {
+            self.peer_has.entries_ahead_of(&mine)
+        } else {
+            0
+        }
     }
 
     /// Both sides hold the same entries of the shared feeds, and nothing is in flight.
@@ -232,9 +251,10 @@ impl Session {
                 }
                 Ok(Vec::new())
             }
-            (phase, message) => {
-                Err(SessionError::Unexpected { kind: message.kind(), phase: phase.name() })
-            }
+            (phase, message) => Err(SessionError::Unexpected {
+                kind: message.kind(),
+                phase: phase.name(),
+            }),
         }
     }
 
@@ -274,24 +294,22 @@ impl Session {
         digest: [u8; 32],
     ) -> Result<Vec<Message>, SessionError> {
         if node != self.peer {
-            return Err(SessionError::PeerMismatch { expected: self.peer, got: node });
+            return Err(SessionError::PeerMismatch {
+                expected: self.peer,
+                got: node,
+            });
         }
-        let filter = &self.config.filter;
-        let advertised_digest = replica.heads().digest(|f| filter.allows(f));
-        let unchanged = self.advertised == replica.heads().vector(|f| filter.allows(f));
-        if digest == advertised_digest && unchanged {
-            self.peer_has = self.advertised.clone();
-            self.phase = Phase::Live;
-            return Ok(Vec::new());
-        }
-        if digest == advertised_digest {
-            // We held the same when we said hello; what was added since is sent right away.
+        if digest == self.advertised_digest {
+            // The peer holds what I advertised; whatever I gained since goes out right away.
             self.peer_has = self.advertised.clone();
             self.phase = Phase::Live;
             return Ok(self.pump(replica)?.into_iter().collect());
         }
+        let filter = &self.config.filter;
         self.phase = Phase::Exchanging;
-        Ok(vec![Message::Vector(replica.heads().vector(|f| filter.allows(f)))])
+        Ok(vec![Message::Vector(
+            replica.heads().vector(|f| filter.allows(f)),
+        )])
     }
 
     fn on_entries<S: Store>(
@@ -299,10 +317,17 @@ impl Session {
         replica: &mut Replica<S>,
         runs: Vec<Run>,
     ) -> Result<Vec<Message>, SessionError> {
-        let sent_by_peer: Vec<(FeedId, u64)> =
-            runs.iter().map(|run| (run.feed.clone(), run.last_seq())).collect();
-        if let Some((feed, _)) = sent_by_peer.iter().find(|(f, _)| !self.config.filter.allows(f)) {
-            return Err(SessionError::ForeignScope { scope: feed.scope.clone() });
+        let sent_by_peer: Vec<(FeedId, u64)> = runs
+            .iter()
+            .map(|run| (run.feed.clone(), run.last_seq()))
+            .collect();
+        if let Some((feed, _)) = sent_by_peer
+            .iter()
+            .find(|(f, _)| !self.config.filter.allows(f))
+        {
+            return Err(SessionError::ForeignScope {
+                scope: feed.scope.clone(),
+            });
         }
         let received = replica.receive(runs)?;
         self.stats.entries_in += received.stored as u64;
@@ -318,7 +343,10 @@ impl Session {
         ack: Vector,
     ) -> Result<Vec<Message>, SessionError> {
         let Some(feeds) = self.in_flight.take() else {
-            return Err(SessionError::Unexpected { kind: "ack", phase: "nothing in flight" });
+            return Err(SessionError::Unexpected {
+                kind: "ack",
+                phase: "nothing in flight",
+            });
         };
         for feed in feeds {
             let acked = ack.get(&feed);
@@ -331,13 +359,19 @@ impl Session {
     }
 
     /// The next round of entries, if nothing is in flight and the peer lacks something.
-    fn pump<S: Store>(&mut self, replica: &mut Replica<S>) -> Result<Option<Message>, SessionError> {
+    fn pump<S: Store>(
+        &mut self,
+        replica: &mut Replica<S>,
+    ) -> Result<Option<Message>, SessionError> {
         if self.phase != Phase::Live || self.in_flight.is_some() {
             return Ok(None);
         }
         let filter = self.config.filter.clone();
-        let runs =
-            replica.runs_for(&self.peer_has, |f| filter.allows(f), self.config.round_budget_bytes)?;
+        let runs = replica.runs_for(
+            &self.peer_has,
+            |f| filter.allows(f),
+            self.config.round_budget_bytes,
+        )?;
         if runs.is_empty() {
             return Ok(None);
         }

@@ -95,7 +95,11 @@ impl StoredEntry {
     }
 
     pub fn decode_value(feed: &FeedId, seq: u64, value: &[u8]) -> Result<Self, CorruptEntry> {
-        let corrupt = |reason| CorruptEntry { feed: feed.clone(), seq, reason };
+        let corrupt = |reason| CorruptEntry {
+            feed: feed.clone(),
+            seq,
+            reason,
+        };
         let (&flags, rest) = value.split_first().ok_or_else(|| corrupt("empty"))?;
         if flags > 1 {
             return Err(corrupt("unknown flags"));
@@ -107,7 +111,11 @@ impl StoredEntry {
         }
         let (prev, rest) = rest.split_at(32);
         let (doc, rest) = rest.split_at(16);
-        let (signature, change) = if signed { rest.split_at(64) } else { rest.split_at(0) };
+        let (signature, change) = if signed {
+            rest.split_at(64)
+        } else {
+            rest.split_at(0)
+        };
         let mut prev_bytes = [0u8; 32];
         prev_bytes.copy_from_slice(prev);
         let mut doc_bytes = [0u8; 16];
@@ -164,7 +172,11 @@ impl Store for MemStore {
     }
 
     fn waiting(&self) -> Result<Vec<(DocKey, Waiting)>, Infallible> {
-        Ok(self.waiting.iter().map(|(k, w)| (k.clone(), w.clone())).collect())
+        Ok(self
+            .waiting
+            .iter()
+            .map(|(k, w)| (k.clone(), w.clone()))
+            .collect())
     }
 
     fn doc(&self, key: &DocKey) -> Result<Option<Vec<u8>>, Infallible> {
@@ -178,12 +190,18 @@ impl Store for MemStore {
         max_count: usize,
     ) -> Result<Vec<StoredEntry>, Infallible> {
         let range = (feed.clone(), from_seq)..=(feed.clone(), u64::MAX);
-        Ok(self.entries.range(range).take(max_count).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .entries
+            .range(range)
+            .take(max_count)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 
     fn commit(&mut self, batch: WriteBatch) -> Result<(), Infallible> {
         for stored in batch.entries {
-            self.entries.insert((stored.entry.feed(), stored.entry.seq), stored);
+            self.entries
+                .insert((stored.entry.feed(), stored.entry.seq), stored);
         }
         self.heads.extend(batch.heads);
         self.docs.extend(batch.docs);
@@ -206,7 +224,10 @@ mod tests {
 
     #[test]
     fn stored_entries_round_trip_with_and_without_signature() {
-        let feed = FeedId { origin: NodeId::from_bytes([1; 32]), scope: Scope::new("a").unwrap() };
+        let feed = FeedId {
+            origin: NodeId::from_bytes([1; 32]),
+            scope: Scope::new("a").unwrap(),
+        };
         for signature in [None, Some(Signature([3; 64]))] {
             let stored = StoredEntry {
                 entry: Entry {

@@ -48,7 +48,9 @@ impl Vector {
 
     /// How many entries `self` holds that `other` lacks, over all feeds.
     pub fn entries_ahead_of(&self, other: &Vector) -> u64 {
-        self.iter().map(|(feed, seq)| seq.saturating_sub(other.get(feed))).sum()
+        self.iter()
+            .map(|(feed, seq)| seq.saturating_sub(other.get(feed)))
+            .sum()
     }
 }
 
@@ -102,7 +104,11 @@ impl Heads {
 
     /// The sequence numbers of the feeds that pass `include`.
     pub fn vector(&self, include: impl Fn(&FeedId) -> bool) -> Vector {
-        self.0.iter().filter(|(feed, _)| include(feed)).map(|(f, h)| (f.clone(), h.seq)).collect()
+        self.0
+            .iter()
+            .filter(|(feed, _)| include(feed))
+            .map(|(f, h)| (f.clone(), h.seq))
+            .collect()
     }
 
     /// A hash over every included feed's head (sequence number and entry hash), in feed order.
@@ -128,7 +134,10 @@ mod tests {
     use crate::ids::{NodeId, Scope};
 
     fn feed(origin: u8, scope: &str) -> FeedId {
-        FeedId { origin: NodeId::from_bytes([origin; 32]), scope: Scope::new(scope).unwrap() }
+        FeedId {
+            origin: NodeId::from_bytes([origin; 32]),
+            scope: Scope::new(scope).unwrap(),
+        }
     }
 
     #[test]
@@ -146,13 +155,31 @@ mod tests {
     #[test]
     fn digest_changes_with_any_head_and_respects_the_filter() {
         let mut heads = Heads::default();
-        heads.insert(feed(1, "a"), Head { seq: 1, hash: EntryHash([1; 32]) });
-        heads.insert(feed(1, "health"), Head { seq: 5, hash: EntryHash([5; 32]) });
+        heads.insert(
+            feed(1, "a"),
+            Head {
+                seq: 1,
+                hash: EntryHash([1; 32]),
+            },
+        );
+        heads.insert(
+            feed(1, "health"),
+            Head {
+                seq: 5,
+                hash: EntryHash([5; 32]),
+            },
+        );
         let all = heads.digest(|_| true);
         let no_health = heads.digest(|f| f.scope.as_str() != "health");
 
         let mut other = heads.clone();
-        other.insert(feed(1, "health"), Head { seq: 6, hash: EntryHash([6; 32]) });
+        other.insert(
+            feed(1, "health"),
+            Head {
+                seq: 6,
+                hash: EntryHash([6; 32]),
+            },
+        );
         assert_ne!(other.digest(|_| true), all);
         assert_eq!(other.digest(|f| f.scope.as_str() != "health"), no_health);
     }

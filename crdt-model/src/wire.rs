@@ -30,7 +30,11 @@ const TYPE_REFUSE: u8 = 6;
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
     /// Opens a session: who I am, and a digest of what I hold of the feeds we share.
-    Hello { node: NodeId, digest: [u8; 32], feeds: u64 },
+    Hello {
+        node: NodeId,
+        digest: [u8; 32],
+        feeds: u64,
+    },
     /// Everything I hold of the feeds we share (sent when the digests differ).
     Vector(Vector),
     /// Entries the peer lacks, as runs of consecutive entries of one feed.
@@ -79,7 +83,11 @@ pub enum WireError {
     #[error("message truncated while reading {what}")]
     Truncated { what: &'static str },
     #[error("{what} of {len} bytes exceeds the limit of {max}")]
-    Oversized { what: &'static str, len: u64, max: u64 },
+    Oversized {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("{what} is not a valid varint")]
     BadVarint { what: &'static str },
     #[error("{what} is invalid: {reason}")]
@@ -104,7 +112,11 @@ impl Message {
         let mut w = Writer(Vec::with_capacity(64));
         w.u8(PROTOCOL_VERSION);
         match self {
-            Message::Hello { node, digest, feeds } => {
+            Message::Hello {
+                node,
+                digest,
+                feeds,
+            } => {
                 w.u8(TYPE_HELLO);
                 w.bytes(node.as_bytes());
                 w.bytes(digest);
@@ -172,7 +184,9 @@ impl Message {
             }
             TYPE_ACK => Message::Ack(r.vector()?),
             TYPE_HAVE => Message::Have(r.vector()?),
-            TYPE_REFUSE => Message::Refuse { reason: r.str("reason", MAX_REASON_BYTES)? },
+            TYPE_REFUSE => Message::Refuse {
+                reason: r.str("reason", MAX_REASON_BYTES)?,
+            },
             other => return Err(WireError::UnknownType(other)),
         };
         match r.remaining() {
@@ -236,7 +250,10 @@ impl Writer {
         let mut by_origin: BTreeMap<&NodeId, Vec<(&Scope, u64)>> = BTreeMap::new();
         for (feed, seq) in vector.iter() {
             scopes.insert(&feed.scope, 0);
-            by_origin.entry(&feed.origin).or_default().push((&feed.scope, seq));
+            by_origin
+                .entry(&feed.origin)
+                .or_default()
+                .push((&feed.scope, seq));
         }
         for (index, slot) in scopes.values_mut().enumerate() {
             *slot = index as u64;
@@ -323,7 +340,11 @@ impl Reader<'_> {
         let count = self.varint(what)?;
         let max = (self.remaining() / min_item_bytes) as u64;
         if count > max {
-            return Err(WireError::Oversized { what, len: count, max });
+            return Err(WireError::Oversized {
+                what,
+                len: count,
+                max,
+            });
         }
         Ok(count as usize)
     }
@@ -331,19 +352,30 @@ impl Reader<'_> {
     fn str(&mut self, what: &'static str, max: usize) -> Result<String, WireError> {
         let len = self.varint(what)?;
         if len > max as u64 {
-            return Err(WireError::Oversized { what, len, max: max as u64 });
+            return Err(WireError::Oversized {
+                what,
+                len,
+                max: max as u64,
+            });
         }
         let bytes = self.take(len as usize, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| WireError::Invalid { what, reason: "not UTF-8".into() })
+        String::from_utf8(bytes.to_vec()).map_err(|_| WireError::Invalid {
+            what,
+            reason: "not UTF-8".into(),
+        })
     }
 
     fn scope(&mut self) -> Result<Scope, WireError> {
         let len = self.u8("scope length")? as usize;
         let bytes = self.take(len, "scope")?;
-        let name = std::str::from_utf8(bytes)
-            .map_err(|_| WireError::Invalid { what: "scope", reason: "not UTF-8".into() })?;
-        Scope::new(name).map_err(|err| WireError::Invalid { what: "scope", reason: err.to_string() })
+        let name = std::str::from_utf8(bytes).map_err(|_| WireError::Invalid {
+            what: "scope",
+            reason: "not UTF-8".into(),
+        })?;
+        Scope::new(name).map_err(|err| WireError::Invalid {
+            what: "scope",
+            reason: err.to_string(),
+        })
     }
 
     fn vector(&mut self) -> Result<Vector, WireError> {
@@ -359,12 +391,20 @@ impl Reader<'_> {
             let feed_count = self.count("feed count", 2)?;
             for _ in 0..feed_count {
                 let index = self.varint("scope index")?;
-                let scope = scopes.get(index as usize).ok_or_else(|| WireError::Invalid {
-                    what: "scope index",
-                    reason: format!("{index} is past the table of {}", scopes.len()),
-                })?;
+                let scope = scopes
+                    .get(index as usize)
+                    .ok_or_else(|| WireError::Invalid {
+                        what: "scope index",
+                        reason: format!("{index} is past the table of {}", scopes.len()),
+                    })?;
                 let seq = self.varint("sequence number")?;
-                vector.set(FeedId { origin, scope: scope.clone() }, seq);
+                vector.set(
+                    FeedId {
+                        origin,
+                        scope: scope.clone(),
+                    },
+                    seq,
+                );
             }
         }
         Ok(vector)
@@ -375,17 +415,25 @@ impl Reader<'_> {
         let scope = self.scope()?;
         let first_seq = self.varint("first sequence number")?;
         if first_seq == 0 {
-            return Err(WireError::Invalid { what: "first sequence number", reason: "0".into() });
+            return Err(WireError::Invalid {
+                what: "first sequence number",
+                reason: "0".into(),
+            });
         }
         let prev = EntryHash(self.array("previous hash")?);
         let count = self.count("entry count", 17)?;
         if count == 0 {
-            return Err(WireError::Invalid { what: "entry count", reason: "empty run".into() });
+            return Err(WireError::Invalid {
+                what: "entry count",
+                reason: "empty run".into(),
+            });
         }
-        first_seq.checked_add(count as u64).ok_or_else(|| WireError::Invalid {
-            what: "first sequence number",
-            reason: "run overflows the sequence space".into(),
-        })?;
+        first_seq
+            .checked_add(count as u64)
+            .ok_or_else(|| WireError::Invalid {
+                what: "first sequence number",
+                reason: "run overflows the sequence space".into(),
+            })?;
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             let doc = DocId::from_bytes(self.array("document id")?);
@@ -401,7 +449,13 @@ impl Reader<'_> {
             items.push(RunItem { doc, change });
         }
         let signature = Signature(self.array("signature")?);
-        Ok(Run { feed: FeedId { origin, scope }, first_seq, prev, items, signature })
+        Ok(Run {
+            feed: FeedId { origin, scope },
+            first_seq,
+            prev,
+            items,
+            signature,
+        })
     }
 }
 
@@ -412,7 +466,10 @@ mod tests {
     use super::*;
 
     fn feed(origin: u8, scope: &str) -> FeedId {
-        FeedId { origin: NodeId::from_bytes([origin; 32]), scope: Scope::new(scope).unwrap() }
+        FeedId {
+            origin: NodeId::from_bytes([origin; 32]),
+            scope: Scope::new(scope).unwrap(),
+        }
     }
 
     fn sample_run() -> Run {
@@ -421,46 +478,73 @@ mod tests {
             first_seq: 5,
             prev: EntryHash([9; 32]),
             items: vec![
-                RunItem { doc: DocId::from_bytes([1; 16]), change: vec![0xaa; 40] },
-                RunItem { doc: DocId::from_bytes([2; 16]), change: vec![0xbb; 300] },
+                RunItem {
+                    doc: DocId::from_bytes([1; 16]),
+                    change: vec![0xaa; 40],
+                },
+                RunItem {
+                    doc: DocId::from_bytes([2; 16]),
+                    change: vec![0xbb; 300],
+                },
             ],
             signature: Signature([4; 64]),
         }
     }
 
     fn samples() -> Vec<Message> {
-        let vector: Vector =
-            [(feed(1, "tickets"), 7), (feed(1, "health"), 300), (feed(2, "tickets"), 1)]
-                .into_iter()
-                .collect();
+        let vector: Vector = [
+            (feed(1, "tickets"), 7),
+            (feed(1, "health"), 300),
+            (feed(2, "tickets"), 1),
+        ]
+        .into_iter()
+        .collect();
         vec![
-            Message::Hello { node: NodeId::from_bytes([5; 32]), digest: [6; 32], feeds: 12 },
+            Message::Hello {
+                node: NodeId::from_bytes([5; 32]),
+                digest: [6; 32],
+                feeds: 12,
+            },
             Message::Vector(vector.clone()),
             Message::Entries(vec![sample_run(), sample_run()]),
             Message::Ack(vector.clone()),
             Message::Have(Vector::new()),
-            Message::Refuse { reason: "revoked".into() },
+            Message::Refuse {
+                reason: "revoked".into(),
+            },
         ]
     }
 
     #[test]
     fn every_message_round_trips() {
         for message in samples() {
-            assert_eq!(Message::decode(&message.encode()), Ok(message.clone()), "{message:?}");
+            assert_eq!(
+                Message::decode(&message.encode()),
+                Ok(message.clone()),
+                "{message:?}"
+            );
         }
     }
 
     #[test]
     fn the_size_helpers_match_the_encoding() {
         let run = sample_run();
-        let items: usize = run.items.iter().map(|i| item_wire_len(i.change.len())).sum();
+        let items: usize = run
+            .items
+            .iter()
+            .map(|i| item_wire_len(i.change.len()))
+            .sum();
         let expected = 2 + 1 + run_overhead(&run.feed, run.first_seq, run.items.len()) + items;
         assert_eq!(Message::Entries(vec![run]).encode().len(), expected);
     }
 
     #[test]
     fn a_hello_is_small() {
-        let hello = Message::Hello { node: NodeId::from_bytes([5; 32]), digest: [6; 32], feeds: 500 };
+        let hello = Message::Hello {
+            node: NodeId::from_bytes([5; 32]),
+            digest: [6; 32],
+            feeds: 500,
+        };
         assert!(hello.encode().len() < 80);
     }
 
@@ -469,7 +553,11 @@ mod tests {
         for message in samples() {
             let bytes = message.encode();
             for cut in 0..bytes.len() {
-                assert!(Message::decode(&bytes[..cut]).is_err(), "{} cut at {cut}", message.kind());
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    message.kind()
+                );
             }
         }
     }
@@ -495,11 +583,17 @@ mod tests {
     fn a_huge_count_is_refused_without_allocating() {
         let mut w = Writer(vec![PROTOCOL_VERSION, TYPE_ENTRIES]);
         w.varint(u64::MAX / 2);
-        assert!(matches!(Message::decode(&w.0), Err(WireError::Oversized { .. })));
+        assert!(matches!(
+            Message::decode(&w.0),
+            Err(WireError::Oversized { .. })
+        ));
 
         let mut w = Writer(vec![PROTOCOL_VERSION, TYPE_VECTOR]);
         w.varint(1 << 40);
-        assert!(matches!(Message::decode(&w.0), Err(WireError::Oversized { .. })));
+        assert!(matches!(
+            Message::decode(&w.0),
+            Err(WireError::Oversized { .. })
+        ));
     }
 
     #[test]
@@ -517,7 +611,10 @@ mod tests {
     #[test]
     fn an_oversized_message_is_refused() {
         let bytes = vec![0u8; MAX_MESSAGE_BYTES + 1];
-        assert!(matches!(Message::decode(&bytes), Err(WireError::Oversized { .. })));
+        assert!(matches!(
+            Message::decode(&bytes),
+            Err(WireError::Oversized { .. })
+        ));
     }
 
     proptest! {

@@ -1,5 +1,9 @@
 //! Replicas that write while their links drop, duplicate, reorder and partition messages
 //! converge once connected, and lose no acknowledged write.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -26,7 +30,14 @@ struct Net {
 impl Net {
     fn new(n: usize, budget: usize) -> Self {
         let replicas: Vec<_> = (0..n)
-            .map(|i| Replica::open(Identity::from_secret_bytes([i as u8 + 1; 32]), MemStore::new(), 8).unwrap())
+            .map(|i| {
+                Replica::open(
+                    Identity::from_secret_bytes([i as u8 + 1; 32]),
+                    MemStore::new(),
+                    8,
+                )
+                .unwrap()
+            })
             .collect();
         let ids = replicas.iter().map(|r| r.node_id()).collect();
         let mut net = Self {
@@ -52,7 +63,10 @@ impl Net {
 
     fn connect(&mut self, a: usize, b: usize) {
         for (x, y) in [(a, b), (b, a)] {
-            let config = SessionConfig { round_budget_bytes: self.budget, ..Default::default() };
+            let config = SessionConfig {
+                round_budget_bytes: self.budget,
+                ..Default::default()
+            };
             let mut session = Session::new(self.ids[y], config);
             let hello = session.start(&self.replicas[x]);
             let frames = session.encode(vec![hello]);
@@ -85,10 +99,16 @@ impl Net {
         if advanced.is_empty() {
             return;
         }
-        let peers: Vec<usize> =
-            self.sessions.keys().filter(|(a, _)| *a == r).map(|(_, b)| *b).collect();
+        let peers: Vec<usize> = self
+            .sessions
+            .keys()
+            .filter(|(a, _)| *a == r)
+            .map(|(_, b)| *b)
+            .collect();
         for peer in peers {
-            let Some(session) = self.sessions.get_mut(&(r, peer)) else { continue };
+            let Some(session) = self.sessions.get_mut(&(r, peer)) else {
+                continue;
+            };
             match session.on_local_change(&mut self.replicas[r], &advanced) {
                 Ok(messages) => {
                     let frames = session.encode(messages);
@@ -100,9 +120,14 @@ impl Net {
     }
 
     fn write(&mut self, r: usize, doc: u8, field: u8, value: i64) {
-        let key = DocKey { scope: scope(doc), doc: DocId::from_bytes([doc; 16]) };
+        let key = DocKey {
+            scope: scope(doc),
+            doc: DocId::from_bytes([doc; 16]),
+        };
         let receipt = self.replicas[r]
-            .write(&key, 1_700_000_000, |tx| tx.put(ROOT, format!("f{field}"), value))
+            .write(&key, 1_700_000_000, |tx| {
+                tx.put(ROOT, format!("f{field}"), value)
+            })
             .unwrap();
         self.replicas[r].commit().unwrap();
         if receipt.is_some() {
@@ -115,12 +140,16 @@ impl Net {
 
     /// Delivers the message at `index` of the queue from a to b (reordering if not first).
     fn deliver(&mut self, a: usize, b: usize, index: usize) -> bool {
-        let Some(queue) = self.links.get_mut(&(a, b)) else { return false };
+        let Some(queue) = self.links.get_mut(&(a, b)) else {
+            return false;
+        };
         if queue.is_empty() {
             return false;
         }
         let frame = queue.remove(index % queue.len()).unwrap();
-        let Some(session) = self.sessions.get_mut(&(b, a)) else { return false };
+        let Some(session) = self.sessions.get_mut(&(b, a)) else {
+            return false;
+        };
         match session.on_frame(&mut self.replicas[b], &frame) {
             Ok(replies) => {
                 self.replicas[b].commit().unwrap();
@@ -133,16 +162,21 @@ impl Net {
     }
 
     fn duplicate(&mut self, a: usize, b: usize) {
-        if let Some(queue) = self.links.get_mut(&(a, b)) {
-            if let Some(front) = queue.front().cloned() {
-                queue.push_back(front);
-            }
+        if let Some(queue) = self.links.get_mut(&(a, b))
+            && let Some(front) = queue.front().cloned()
+        {
+            queue.push_back(front);
         }
     }
 
     fn drop_message(&mut self, a: usize, b: usize) {
         // A lost message breaks its stream: the transport ends the connection.
-        if self.links.get_mut(&(a, b)).and_then(|q| q.pop_front()).is_some() {
+        if self
+            .links
+            .get_mut(&(a, b))
+            .and_then(|q| q.pop_front())
+            .is_some()
+        {
             self.reset(a, b);
         }
     }
@@ -166,7 +200,11 @@ impl Net {
             self.reset(a, b);
         }
         for _ in 0..max_steps {
-            let next = self.links.iter().find(|(_, q)| !q.is_empty()).map(|(k, _)| *k);
+            let next = self
+                .links
+                .iter()
+                .find(|(_, q)| !q.is_empty())
+                .map(|(k, _)| *k);
             let Some((a, b)) = next else { return };
             self.deliver(a, b, 0);
         }
@@ -177,16 +215,31 @@ impl Net {
         let n = self.replicas.len();
         let first = self.replicas[0].heads().vector(|_| true);
         for r in 1..n {
-            assert_eq!(self.replicas[r].heads().vector(|_| true), first, "vectors of 0 and {r}");
+            assert_eq!(
+                self.replicas[r].heads().vector(|_| true),
+                first,
+                "vectors of 0 and {r}"
+            );
         }
         for r in 0..n {
-            assert_eq!(self.replicas[r].waiting_changes(), 0, "replica {r} has waiting changes");
+            assert_eq!(
+                self.replicas[r].waiting_changes(),
+                0,
+                "replica {r} has waiting changes"
+            );
         }
-        let keys: BTreeSet<DocKey> = self.acknowledged.iter().map(|(_, k, _)| k.clone()).collect();
+        let keys: BTreeSet<DocKey> = self
+            .acknowledged
+            .iter()
+            .map(|(_, k, _)| k.clone())
+            .collect();
         for key in keys {
             let mut heads = None;
             for r in 0..n {
-                let doc = self.replicas[r].doc(&key).unwrap().expect("document everywhere");
+                let doc = self.replicas[r]
+                    .doc(&key)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{key} missing on replica {r}"));
                 let mut h = doc.get_heads();
                 h.sort();
                 match &heads {
@@ -213,13 +266,33 @@ fn scope(doc: u8) -> Scope {
 
 #[derive(Clone, Debug)]
 enum Step {
-    Write { replica: usize, doc: u8, field: u8, value: i64 },
-    Deliver { from: usize, to: usize, index: usize },
-    Duplicate { from: usize, to: usize },
-    Drop { from: usize, to: usize },
-    Partition { a: usize, b: usize },
+    Write {
+        replica: usize,
+        doc: u8,
+        field: u8,
+        value: i64,
+    },
+    Deliver {
+        from: usize,
+        to: usize,
+        index: usize,
+    },
+    Duplicate {
+        from: usize,
+        to: usize,
+    },
+    Drop {
+        from: usize,
+        to: usize,
+    },
+    Partition {
+        a: usize,
+        b: usize,
+    },
     Heal,
-    Restart { replica: usize },
+    Restart {
+        replica: usize,
+    },
 }
 
 fn step(n: usize) -> impl Strategy<Value = Step> {
@@ -235,15 +308,29 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
 }
 
 fn scenario() -> impl Strategy<Value = (usize, usize, Vec<Step>)> {
-    (3usize..=5, prop_oneof![Just(200usize), Just(4096), Just(1 << 18)])
-        .prop_flat_map(|(n, budget)| (Just(n), Just(budget), proptest::collection::vec(step(n), 1..120)))
+    (
+        3usize..=5,
+        prop_oneof![Just(200usize), Just(4096), Just(1 << 18)],
+    )
+        .prop_flat_map(|(n, budget)| {
+            (
+                Just(n),
+                Just(budget),
+                proptest::collection::vec(step(n), 1..120),
+            )
+        })
 }
 
 fn run(n: usize, budget: usize, steps: Vec<Step>) {
     let mut net = Net::new(n, budget);
     for step in steps {
         match step {
-            Step::Write { replica, doc, field, value } => net.write(replica, doc, field, value),
+            Step::Write {
+                replica,
+                doc,
+                field,
+                value,
+            } => net.write(replica, doc, field, value),
             Step::Deliver { from, to, index } if from != to => {
                 net.deliver(from, to, index);
             }
@@ -310,7 +397,11 @@ fn an_in_sync_pair_confirms_it_with_two_small_messages() {
     }
     net.heal_and_settle(10_000);
     net.reset(0, 1);
-    let queued: Vec<usize> = net.links.values().flat_map(|q| q.iter().map(Vec::len)).collect();
+    let queued: Vec<usize> = net
+        .links
+        .values()
+        .flat_map(|q| q.iter().map(Vec::len))
+        .collect();
     assert_eq!(queued.len(), 2, "one hello each way");
     net.heal_and_settle(10);
     let stats = net.sessions[&(0, 1)].stats();

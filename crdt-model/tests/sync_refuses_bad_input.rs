@@ -1,4 +1,8 @@
 //! Every kind of bad input is refused with its own typed error, and nothing of it is applied.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, ROOT};
@@ -13,14 +17,19 @@ fn replica(seed: u8) -> Replica<MemStore> {
 }
 
 fn key(n: u8) -> DocKey {
-    DocKey { scope: Scope::new("tickets").unwrap(), doc: DocId::from_bytes([n; 16]) }
+    DocKey {
+        scope: Scope::new("tickets").unwrap(),
+        doc: DocId::from_bytes([n; 16]),
+    }
 }
 
 /// A writer with `count` entries on its tickets feed, and the run carrying all of them.
 fn writer_run(count: u8) -> (Replica<MemStore>, Run) {
     let mut writer = replica(1);
     for n in 0..count {
-        writer.write(&key(n), 1, |tx| tx.put(ROOT, "seat", i64::from(n))).unwrap();
+        writer
+            .write(&key(n), 1, |tx| tx.put(ROOT, "seat", i64::from(n)))
+            .unwrap();
     }
     let mut runs = writer.runs_for(&Vector::new(), |_| true, 1 << 20).unwrap();
     assert_eq!(runs.len(), 1);
@@ -29,7 +38,10 @@ fn writer_run(count: u8) -> (Replica<MemStore>, Run) {
 
 fn assert_nothing_applied(receiver: &mut Replica<MemStore>) {
     assert!(receiver.heads().is_empty(), "no feed advanced");
-    assert!(receiver.doc(&key(0)).unwrap().is_none(), "no document created");
+    assert!(
+        receiver.doc(&key(0)).unwrap().is_none(),
+        "no document created"
+    );
 }
 
 #[test]
@@ -47,7 +59,13 @@ fn a_forged_signature_is_refused() {
     run.signature = Signature([7; 64]);
     let mut receiver = replica(2);
     let err = receiver.receive(vec![run]).unwrap_err();
-    assert!(matches!(err, ReceiveError::Entry(EntryError::BadSignature { seq: 3, .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReceiveError::Entry(EntryError::BadSignature { seq: 3, .. })
+        ),
+        "{err}"
+    );
     assert_nothing_applied(&mut receiver);
 }
 
@@ -71,7 +89,17 @@ fn a_run_that_does_not_link_to_the_held_head_is_a_broken_chain() {
     broken.prev = EntryHash([9; 32]);
     let mut receiver = replica(2);
     let err = receiver.receive(vec![broken]).unwrap_err();
-    assert!(matches!(err, ReceiveError::BrokenChain { first_seq: 1, held_seq: 0, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReceiveError::BrokenChain {
+                first_seq: 1,
+                held_seq: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_nothing_applied(&mut receiver);
 }
 
@@ -80,17 +108,27 @@ fn a_forked_feed_quarantines_its_origin() {
     // The same identity writes two different histories (a box restored from a backup).
     let (_, run) = writer_run(2);
     let mut twin = replica(1);
-    twin.write(&key(0), 1, |tx| tx.put(ROOT, "seat", 99_i64)).unwrap();
-    twin.write(&key(5), 1, |tx| tx.put(ROOT, "seat", 98_i64)).unwrap();
-    twin.write(&key(6), 1, |tx| tx.put(ROOT, "seat", 97_i64)).unwrap();
-    let forked = twin.runs_for(&Vector::new(), |_| true, 1 << 20).unwrap().remove(0);
+    twin.write(&key(0), 1, |tx| tx.put(ROOT, "seat", 99_i64))
+        .unwrap();
+    twin.write(&key(5), 1, |tx| tx.put(ROOT, "seat", 98_i64))
+        .unwrap();
+    twin.write(&key(6), 1, |tx| tx.put(ROOT, "seat", 97_i64))
+        .unwrap();
+    let forked = twin
+        .runs_for(&Vector::new(), |_| true, 1 << 20)
+        .unwrap()
+        .remove(0);
 
     let mut receiver = replica(2);
     receiver.receive(vec![run.clone()]).unwrap();
     let err = receiver.receive(vec![forked]).unwrap_err();
     assert!(matches!(err, ReceiveError::Fork { seq: 2, .. }), "{err}");
     assert!(receiver.is_quarantined(&run.feed.origin));
-    assert_eq!(receiver.heads().seq(&run.feed), 2, "the first history is kept");
+    assert_eq!(
+        receiver.heads().seq(&run.feed),
+        2,
+        "the first history is kept"
+    );
 }
 
 #[test]
@@ -98,11 +136,17 @@ fn a_change_in_another_actors_name_is_refused() {
     let mut impostor = replica(1);
     let mut doc = automerge::Automerge::new();
     doc.set_actor(ActorId::from(&[42u8; 16][..]));
-    doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "x", 1_i64)).unwrap();
+    doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "x", 1_i64))
+        .unwrap();
     let foreign = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
     // Sign it validly as the impostor's own entry.
-    impostor.write(&key(0), 1, |tx| tx.put(ROOT, "seat", 1_i64)).unwrap();
-    let mut run = impostor.runs_for(&Vector::new(), |_| true, 1 << 20).unwrap().remove(0);
+    impostor
+        .write(&key(0), 1, |tx| tx.put(ROOT, "seat", 1_i64))
+        .unwrap();
+    let mut run = impostor
+        .runs_for(&Vector::new(), |_| true, 1 << 20)
+        .unwrap()
+        .remove(0);
     run.items[0].change = foreign;
     let entry = crdt_model::Entry {
         origin: run.feed.origin,
@@ -116,7 +160,10 @@ fn a_change_in_another_actors_name_is_refused() {
 
     let mut receiver = replica(2);
     let err = receiver.receive(vec![run]).unwrap_err();
-    assert!(matches!(err, ReceiveError::Entry(EntryError::ActorMismatch { .. })), "{err}");
+    assert!(
+        matches!(err, ReceiveError::Entry(EntryError::ActorMismatch { .. })),
+        "{err}"
+    );
     assert_nothing_applied(&mut receiver);
 }
 
@@ -124,8 +171,13 @@ fn a_change_in_another_actors_name_is_refused() {
 fn one_bad_run_spoils_the_whole_message() {
     let (_, good) = writer_run(2);
     let mut other = replica(3);
-    other.write(&key(9), 1, |tx| tx.put(ROOT, "x", 1_i64)).unwrap();
-    let mut bad = other.runs_for(&Vector::new(), |_| true, 1 << 20).unwrap().remove(0);
+    other
+        .write(&key(9), 1, |tx| tx.put(ROOT, "x", 1_i64))
+        .unwrap();
+    let mut bad = other
+        .runs_for(&Vector::new(), |_| true, 1 << 20)
+        .unwrap()
+        .remove(0);
     bad.signature = Signature([0; 64]);
     let mut receiver = replica(2);
     assert!(receiver.receive(vec![good, bad]).is_err());
@@ -145,9 +197,15 @@ fn duplicates_are_no_ops() {
 fn live_session(receiver: &mut Replica<MemStore>, writer: &Replica<MemStore>) -> Session {
     let mut session = Session::new(writer.node_id(), SessionConfig::default());
     let _ = session.start(receiver);
-    let hello = Message::Hello { node: writer.node_id(), digest: [1; 32], feeds: 1 };
+    let hello = Message::Hello {
+        node: writer.node_id(),
+        digest: [1; 32],
+        feeds: 1,
+    };
     session.on_message(receiver, hello).unwrap();
-    session.on_message(receiver, Message::Vector(writer.heads().vector(|_| true))).unwrap();
+    session
+        .on_message(receiver, Message::Vector(writer.heads().vector(|_| true)))
+        .unwrap();
     session
 }
 
@@ -155,10 +213,22 @@ fn live_session(receiver: &mut Replica<MemStore>, writer: &Replica<MemStore>) ->
 fn malformed_frames_end_the_session_with_a_wire_error() {
     let (writer, run) = writer_run(2);
     let frame = Message::Entries(vec![run]).encode();
-    let cases: Vec<(Vec<u8>, fn(&WireError) -> bool)> = vec![
-        (frame[..frame.len() - 10].to_vec(), |e| matches!(e, WireError::Truncated { .. })),
-        ({ let mut f = frame.clone(); f[0] = 9; f }, |e| matches!(e, WireError::UnknownVersion(9))),
-        (vec![0; crdt_model::wire::MAX_MESSAGE_BYTES + 1], |e| matches!(e, WireError::Oversized { .. })),
+    type Expect = fn(&WireError) -> bool;
+    let cases: Vec<(Vec<u8>, Expect)> = vec![
+        (frame[..frame.len() - 10].to_vec(), |e| {
+            matches!(e, WireError::Truncated { .. })
+        }),
+        (
+            {
+                let mut f = frame.clone();
+                f[0] = 9;
+                f
+            },
+            |e| matches!(e, WireError::UnknownVersion(9)),
+        ),
+        (vec![0; crdt_model::wire::MAX_MESSAGE_BYTES + 1], |e| {
+            matches!(e, WireError::Oversized { .. })
+        }),
         (vec![], |e| matches!(e, WireError::Empty)),
     ];
     for (bytes, expected) in cases {
@@ -179,7 +249,11 @@ fn a_peer_claiming_another_identity_is_refused() {
     let mut session = Session::new(writer.node_id(), SessionConfig::default());
     let _ = session.start(&receiver);
     let liar = replica(3).node_id();
-    let hello = Message::Hello { node: liar, digest: [0; 32], feeds: 0 };
+    let hello = Message::Hello {
+        node: liar,
+        digest: [0; 32],
+        feeds: 0,
+    };
     assert!(matches!(
         session.on_message(&mut receiver, hello),
         Err(SessionError::PeerMismatch { .. })

@@ -1,1 +1,176 @@
+//! The culao box runtime: the store, the replica thread, the iroh transport and the HTTP
+//! surface, assembled by [`start`].
+//!
+//! # The map
+//!
+//! - [`config`]: the TOML configuration and its commented defaults.
+//! - [`identity`]: the box's ed25519 key file (its node id and iroh endpoint id).
+//! - [`store`]: the replica's store on sled, behind `crdt_model::Store`.
+//! - [`core`]: the thread that owns the replica and every session; group commit.
+//! - [`transport`]: the iroh endpoint, accepting and dialling, framing, backoff.
+//! - [`http`]: `/healthz`, `/v1/status`, `/v1/docs/{scope}/{id}`.
+//!
+//! # Durability
+//!
+//! A `PUT` is answered after its change is committed to sled and sled has fsynced
+//! (`Db::flush`). Writes that arrive together share one flush. Entries received from peers
+//! are committed at once but flushed by sled's background flush (every 500 ms): losing them
+//! in a crash costs a resend, never a record, because the peer that sent them still holds
+//! them. If a commit or a flush fails, the box stops accepting writes, answers 503, and
+//! must be restarted: it never pretends a write is durable when it may not be.
+//!
+//! # Shutdown
+//!
+//! [`Node::shutdown`] stops, in order: the HTTP server (in-flight requests finish), the
+//! sync endpoint (sessions close), then the replica thread, which commits and flushes what
+//! is left before it exits.
 
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod identity;
+pub mod store;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crdt_model::session::SessionConfig;
+use crdt_model::{NodeId, Replica};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::Config;
+use crate::core::{CoreConfig, CoreHandle};
+use crate::store::{SledStore, StoreError};
+
+/// Why a box could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot open the replica: {0}")]
+    Replica(#[from] crdt_model::ReplicaError),
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the replica thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running box.
+#[derive(Debug)]
+pub struct Node {
+    pub node_id: NodeId,
+    pub http_addr: SocketAddr,
+    pub sync_addrs: Vec<SocketAddr>,
+    core: CoreHandle,
+    endpoint: iroh::Endpoint,
+    http: JoinHandle<()>,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    core_thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens the store, starts the replica thread, binds the sync endpoint and the HTTP server.
+pub async fn start(config: Config) -> Result<Node, StartError> {
+    config.validate()?;
+    let identity = identity::load_or_create(&config.data_dir)?;
+    let node_id = identity.node_id();
+    let secret = identity.secret_bytes();
+    let store_dir = config.data_dir.join("store");
+    let store = SledStore::open(&store_dir, config.store.cache_bytes)?;
+    let replica = Replica::open(identity, store.clone(), config.store.cache_docs)?;
+    info!(node = %node_id.short(), feeds = replica.heads().len(), "store opened");
+
+    let session = SessionConfig {
+        round_budget_bytes: config.sync.round_budget_bytes,
+        ..SessionConfig::default()
+    };
+    let core_config = CoreConfig {
+        session,
+        max_batch: config.store.group_commit_max_writes,
+        configured_peers: config.sync.peers.iter().map(|p| p.id).collect(),
+    };
+    let (core, core_thread) =
+        core::spawn(replica, store, core_config).map_err(StartError::Thread)?;
+
+    let endpoint = transport::bind(secret, config.sync.listen).await?;
+    transport::log_bound(&endpoint);
+    tokio::spawn(transport::accept_loop(endpoint.clone(), core.clone()));
+    for (index, peer) in config.sync.peers.iter().enumerate() {
+        let backoff = transport::Backoff::new(
+            Duration::from_millis(config.sync.reconnect_min_ms),
+            Duration::from_millis(config.sync.reconnect_max_ms),
+            u64::from_le_bytes(secret[..8].try_into().unwrap_or_default()) ^ index as u64,
+        );
+        tokio::spawn(transport::dial_loop(
+            endpoint.clone(),
+            core.clone(),
+            peer.id,
+            peer.addrs.clone(),
+            backoff,
+            Duration::from_millis(config.sync.connect_timeout_ms),
+        ));
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let (http_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(core.clone());
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!(cause = %err, "HTTP server failed");
+        }
+    });
+    info!(node = %node_id.short(), http = %http_addr, "box up");
+
+    Ok(Node {
+        node_id,
+        http_addr,
+        sync_addrs: endpoint.bound_sockets(),
+        core,
+        endpoint,
+        http,
+        http_stop,
+        core_thread,
+    })
+}
+
+impl Node {
+    pub fn core(&self) -> &CoreHandle {
+        &self.core
+    }
+
+    /// Stops the box in order; returns once the store is flushed.
+    pub async fn shutdown(self) {
+        let _ = self.http_stop.send(());
+        let _ = self.http.await;
+        self.endpoint.close().await;
+        drop(self.core);
+        // Every other handle lives in tasks that end with the endpoint and the server.
+        let _ = tokio::task::spawn_blocking(move || self.core_thread.join()).await;
+        info!("box stopped");
+    }
+}

@@ -39,26 +39,49 @@ pub enum InputError {
     #[error("{field}: {value:?} is not a 12-digit citizen id number with a province code 001-096")]
     IdCard { field: &'static str, value: String },
     #[error("{field}: {value:?} {reason}")]
-    Text { field: &'static str, value: String, reason: &'static str },
+    Text {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("{field}: {value} VND {reason}")]
-    Money { field: &'static str, value: i128, reason: &'static str },
+    Money {
+        field: &'static str,
+        value: i128,
+        reason: &'static str,
+    },
     #[error("{field}: {value:?} is not a date written YYYY-MM-DD")]
     Date { field: &'static str, value: String },
     #[error("{field}: {value} ms is outside 2000-01-01..2200-01-01 UTC")]
     Timestamp { field: &'static str, value: i64 },
     #[error("{field}: {value} {reason}")]
-    Range { field: &'static str, value: String, reason: &'static str },
+    Range {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("{field}: {value:?} is not one of {allowed}")]
-    Choice { field: &'static str, value: String, allowed: &'static str },
+    Choice {
+        field: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
     #[error("{field}: {value} {reason}")]
-    Number { field: &'static str, value: i128, reason: &'static str },
+    Number {
+        field: &'static str,
+        value: i128,
+        reason: &'static str,
+    },
     #[error("{field}: {value:?} is not a 64-hex-digit ed25519 public key")]
     Key { field: &'static str, value: String },
 }
 
 fn is_id_shaped(value: &str) -> bool {
     let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.:".contains(&b);
-    let starts_well = value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let starts_well = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
     (1..=MAX_ID_LEN).contains(&value.len()) && starts_well && value.bytes().all(allowed)
 }
 
@@ -72,9 +95,19 @@ pub struct RecordId(String);
 impl RecordId {
     pub fn new(field: &'static str, value: &str) -> Result<Self, InputError> {
         if !is_id_shaped(value) {
-            return Err(InputError::Id { field, value: value.to_owned() });
+            return Err(InputError::Id {
+                field,
+                value: value.to_owned(),
+            });
         }
         Ok(Self(value.to_owned()))
+    }
+
+    /// An id derived from other ids (`conflict-1f0c…`): the same on every replica that
+    /// derives it, short whatever the length of its parts.
+    pub fn derived(prefix: &'static str, parts: &[&str]) -> Self {
+        let digest = blake3::hash(parts.join("/").as_bytes());
+        Self(format!("{prefix}-{}", &digest.to_hex()[..16]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,7 +130,10 @@ pub struct NodeRef(String);
 impl NodeRef {
     pub fn new(field: &'static str, value: &str) -> Result<Self, InputError> {
         if !is_id_shaped(value) {
-            return Err(InputError::Id { field, value: value.to_owned() });
+            return Err(InputError::Id {
+                field,
+                value: value.to_owned(),
+            });
         }
         Ok(Self(value.to_owned()))
     }
@@ -122,10 +158,18 @@ impl Vnd {
 
     pub fn new(field: &'static str, amount: i128) -> Result<Self, InputError> {
         if amount < 0 {
-            return Err(InputError::Money { field, value: amount, reason: "is negative" });
+            return Err(InputError::Money {
+                field,
+                value: amount,
+                reason: "is negative",
+            });
         }
         if amount > i128::from(MAX_VND) {
-            return Err(InputError::Money { field, value: amount, reason: "is too large" });
+            return Err(InputError::Money {
+                field,
+                value: amount,
+                reason: "is too large",
+            });
         }
         // Cannot fail: 0 <= amount <= MAX_VND < u64::MAX.
         Ok(Self(u64::try_from(amount).unwrap_or(MAX_VND)))
@@ -134,7 +178,11 @@ impl Vnd {
     /// An amount that must be more than zero: a payment, a top-up, a move of allowance.
     pub fn positive(field: &'static str, amount: i128) -> Result<Self, InputError> {
         if amount == 0 {
-            return Err(InputError::Money { field, value: 0, reason: "must be more than zero" });
+            return Err(InputError::Money {
+                field,
+                value: 0,
+                reason: "must be more than zero",
+            });
         }
         Self::new(field, amount)
     }
@@ -156,8 +204,14 @@ pub struct Phone(String);
 
 impl Phone {
     pub fn new(field: &'static str, value: &str) -> Result<Self, InputError> {
-        let err = || InputError::Phone { field, value: value.to_owned() };
-        let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect();
+        let err = || InputError::Phone {
+            field,
+            value: value.to_owned(),
+        };
+        let compact: String = value
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-'))
+            .collect();
         let national = match compact.strip_prefix("+84") {
             Some(rest) => format!("0{rest}"),
             None => compact,
@@ -187,7 +241,10 @@ pub struct IdCard(String);
 
 impl IdCard {
     pub fn new(field: &'static str, value: &str) -> Result<Self, InputError> {
-        let err = || InputError::IdCard { field, value: value.to_owned() };
+        let err = || InputError::IdCard {
+            field,
+            value: value.to_owned(),
+        };
         if value.len() != 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err());
         }
@@ -217,7 +274,11 @@ impl Text {
     }
 
     pub fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<Self, InputError> {
-        let err = |reason| InputError::Text { field, value: value.to_owned(), reason };
+        let err = |reason| InputError::Text {
+            field,
+            value: value.to_owned(),
+            reason,
+        };
         if value.trim().is_empty() {
             return Err(err("is empty"));
         }
@@ -249,7 +310,11 @@ impl PersonName {
         let name_char = |c: char| c.is_alphabetic() || is_combining_mark(c) || " '-.".contains(c);
         if !value.chars().all(name_char) || value.contains('\n') {
             let reason = "holds a character that is not a letter, space, ', - or .";
-            return Err(InputError::Text { field, value: value.to_owned(), reason });
+            return Err(InputError::Text {
+                field,
+                value: value.to_owned(),
+                reason,
+            });
         }
         Ok(Self(text.0))
     }
@@ -284,7 +349,9 @@ impl Timestamp {
     /// RFC 3339 with the site's offset and whole seconds (`2025-04-30T08:15:00+07:00`), the
     /// form CAP and FHIR expect.
     pub fn display(self, offset: SiteOffset) -> String {
-        self.local(offset).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+        self.local(offset)
+            .format("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
     }
 
     /// The calendar day this instant falls on at the site.
@@ -311,20 +378,28 @@ impl SiteOffset {
 
     pub fn from_minutes(field: &'static str, minutes: i32) -> Result<Self, InputError> {
         let offset = FixedOffset::east_opt(minutes.saturating_mul(60));
-        offset.filter(|_| minutes.abs() <= 14 * 60).map(Self).ok_or(InputError::Number {
-            field,
-            value: i128::from(minutes),
-            reason: "minutes is not an offset from UTC",
-        })
+        offset
+            .filter(|_| minutes.abs() <= 14 * 60)
+            .map(Self)
+            .ok_or(InputError::Number {
+                field,
+                value: i128::from(minutes),
+                reason: "minutes is not an offset from UTC",
+            })
     }
 }
 
 /// Reads a calendar date written `YYYY-MM-DD`.
 pub fn parse_date(field: &'static str, value: &str) -> Result<NaiveDate, InputError> {
-    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| InputError::Date { field, value: value.to_owned() })?;
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| InputError::Date {
+        field,
+        value: value.to_owned(),
+    })?;
     if !(1900..2200).contains(&date.year()) {
-        return Err(InputError::Date { field, value: value.to_owned() });
+        return Err(InputError::Date {
+            field,
+            value: value.to_owned(),
+        });
     }
     Ok(date)
 }
@@ -343,7 +418,11 @@ impl DateRange {
         if !(1..=MAX_NIGHTS).contains(&nights) {
             let value = format!("{start}..{end}");
             let reason = "must cover 1 to 366 nights (end is the day of leaving)";
-            return Err(InputError::Range { field, value, reason });
+            return Err(InputError::Range {
+                field,
+                value,
+                reason,
+            });
         }
         Ok(Self { start, end })
     }
@@ -377,23 +456,39 @@ impl DateRange {
 pub enum IdDocument {
     Citizen(IdCard),
     /// Passport number and issuing country (ISO 3166 alpha-2, `KR`).
-    Passport { number: String, country: String },
+    Passport {
+        number: String,
+        country: String,
+    },
 }
 
 impl IdDocument {
     pub fn passport(field: &'static str, number: &str, country: &str) -> Result<Self, InputError> {
         let number_ok = (6..=12).contains(&number.len())
-            && number.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && number
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if !number_ok {
             let reason = "is not a passport number (6 to 12 of A-Z, 0-9)";
-            return Err(InputError::Text { field, value: number.to_owned(), reason });
+            return Err(InputError::Text {
+                field,
+                value: number.to_owned(),
+                reason,
+            });
         }
         let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
         if !country_ok {
             let reason = "is not a two-letter country code";
-            return Err(InputError::Text { field, value: country.to_owned(), reason });
+            return Err(InputError::Text {
+                field,
+                value: country.to_owned(),
+                reason,
+            });
         }
-        Ok(Self::Passport { number: number.to_owned(), country: country.to_owned() })
+        Ok(Self::Passport {
+            number: number.to_owned(),
+            country: country.to_owned(),
+        })
     }
 
     /// One text form, stored in records: `cccd:060201001234` or `passport:KR:M12345678`.
@@ -408,7 +503,10 @@ impl IdDocument {
         if let Some(card) = value.strip_prefix("cccd:") {
             return IdCard::new(field, card).map(Self::Citizen);
         }
-        match value.strip_prefix("passport:").and_then(|rest| rest.split_once(':')) {
+        match value
+            .strip_prefix("passport:")
+            .and_then(|rest| rest.split_once(':'))
+        {
             Some((country, number)) => Self::passport(field, number, country),
             None => Err(InputError::Choice {
                 field,
@@ -429,7 +527,10 @@ pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     pub fn from_hex(field: &'static str, value: &str) -> Result<Self, InputError> {
-        let err = || InputError::Key { field, value: value.to_owned() };
+        let err = || InputError::Key {
+            field,
+            value: value.to_owned(),
+        };
         let mut bytes = [0u8; 32];
         if value.len() != 64 || value.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err());

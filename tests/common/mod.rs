@@ -1,0 +1,208 @@
+//! Real `culao` processes for end-to-end tests, and a minimal HTTP client to talk to them.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
+#![expect(
+    clippy::expect_used,
+    reason = "a harness that cannot start a box must fail the test"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_culao");
+
+/// One running box.
+pub struct Culao {
+    child: Child,
+    pub dir: PathBuf,
+    pub node_id: String,
+    pub http: SocketAddr,
+    pub sync: SocketAddr,
+    peers: Vec<String>,
+}
+
+impl Culao {
+    /// Starts a box in `dir` with the given peers; `sync` port 0 picks a free one.
+    pub fn start(dir: &Path, sync_port: u16, peers: &[String]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("up")
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--sync",
+                &format!("127.0.0.1:{sync_port}"),
+            ])
+            .env("CULAO_LOG", "warn,culao_node=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(dir)));
+        for peer in peers {
+            command.args(["--peer", peer]);
+        }
+        let mut child = command.spawn().expect("culao starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut seen = Vec::new();
+            for line in lines.by_ref().map_while(Result::ok) {
+                let done = line.starts_with("peer");
+                seen.push(line);
+                if done {
+                    let _ = tx.send(seen);
+                    break;
+                }
+            }
+            // Keep draining so the box never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let lines = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "box in {} did not start; log:\n{}",
+                    dir.display(),
+                    read_log(dir)
+                )
+            });
+        let field = |name: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                .unwrap_or_else(|| panic!("no {name} line in {lines:?}"))
+        };
+        let http = field("http")
+            .trim_start_matches("http://")
+            .parse()
+            .expect("http address");
+        let sync = field("sync").parse().expect("sync address");
+        Self {
+            child,
+            dir: dir.to_owned(),
+            node_id: field("node id"),
+            http,
+            sync,
+            peers: peers.to_vec(),
+        }
+    }
+
+    /// `NODE_ID@HOST:PORT`, for another box's `--peer`.
+    pub fn peer_arg(&self) -> String {
+        format!("{}@{}", self.node_id, self.sync)
+    }
+
+    pub fn kill(&mut self) {
+        // SAFETY-free: libc::kill on a child we own.
+        unsafe_kill(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn stop(&mut self) {
+        unsafe_kill(self.child.id(), libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same box again: same data, same sync port, same peers.
+    pub fn restart(&mut self) {
+        let again = Culao::start(&self.dir.clone(), self.sync.port(), &self.peers.clone());
+        *self = again;
+    }
+
+    pub fn put(&self, scope: &str, id: &str, body: &str) -> (u16, String) {
+        http(self.http, "PUT", &format!("/v1/docs/{scope}/{id}"), body)
+    }
+
+    pub fn get(&self, scope: &str, id: &str) -> (u16, String) {
+        http(self.http, "GET", &format!("/v1/docs/{scope}/{id}"), "")
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = http(self.http, "GET", "/v1/status", "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status is JSON")
+    }
+}
+
+impl Drop for Culao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::create_dir_all(dir).expect("data dir");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("box.log"))
+        .expect("log")
+}
+
+pub fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("box.log")).unwrap_or_default()
+}
+
+/// One HTTP/1.1 request; returns the status code and body. Connection errors give code 0.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    if stream.read_to_string(&mut response).is_err() {
+        return (0, String::new());
+    }
+    let code = response
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A document id made from a number.
+pub fn doc_id(n: u64) -> String {
+    format!("{n:032x}")
+}
