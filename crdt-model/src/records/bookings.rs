@@ -256,6 +256,16 @@ fn pending_for_owner(
     }
 }
 
+/// The confirmed booking of the same resource that shares a night with `booking`, if any.
+fn clash<'a>(all: &'a [Booking], booking: &Booking) -> Option<&'a Booking> {
+    all.iter().find(|other| {
+        other.id != booking.id
+            && other.same_resource(booking)
+            && other.status() == BookingStatus::Confirmed
+            && other.stay.overlaps(&booking.stay)
+    })
+}
+
 /// The owner confirms a pending booking, unless a confirmed booking of the same resource
 /// shares a night with it.
 pub fn confirm(
@@ -266,16 +276,11 @@ pub fn confirm(
 ) -> Result<(), BookingError> {
     let mut booking = pending_for_owner(doc, booking_id, by)?;
     let all: Vec<Booking> = store::list(doc)?;
-    let clash = all.iter().find(|other| {
-        other.id != booking.id
-            && other.same_resource(&booking)
-            && other.status() == BookingStatus::Confirmed
-            && other.stay.overlaps(&booking.stay)
-    });
-    if let Some(other) = clash {
+    if let Some(other) = clash(&all, &booking) {
+        let other = other.id.clone();
         return Err(BookingError::Overlap {
             booking: booking.id,
-            other: other.id.clone(),
+            other,
         });
     }
 
@@ -336,23 +341,37 @@ pub fn answer_pending(
     owner: &NodeRef,
     at: Timestamp,
 ) -> Result<Vec<(RecordId, BookingStatus)>, BookingError> {
-    let mut pending: Vec<Booking> = store::list::<Booking>(doc)?
-        .into_iter()
-        .filter(|b| &b.owner == owner && b.status() == BookingStatus::Pending)
+    let mut all: Vec<Booking> = store::list(doc)?;
+    let mut pending: Vec<usize> = (0..all.len())
+        .filter(|&i| &all[i].owner == owner && all[i].status() == BookingStatus::Pending)
         .collect();
-    pending.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+    pending.sort_by(|&a, &b| {
+        (all[a].requested_at, &all[a].id).cmp(&(all[b].requested_at, &all[b].id))
+    });
 
+    // One read of the bookings, kept up to date in memory as answers are given.
     let mut answers = Vec::with_capacity(pending.len());
-    for booking in pending {
-        match confirm(doc, &booking.id, owner, at) {
-            Ok(()) => answers.push((booking.id, BookingStatus::Confirmed)),
-            Err(BookingError::Overlap { other, .. }) => {
-                let reason = Text::new("reason", &format!("overlaps booking {other}"))?;
-                refuse(doc, &booking.id, owner, at, Some(reason))?;
-                answers.push((booking.id, BookingStatus::Refused));
+    for i in pending {
+        let answer = match clash(&all, &all[i]) {
+            None => Answer {
+                confirmed: true,
+                by: owner.clone(),
+                at,
+                reason: None,
+            },
+            Some(other) => {
+                let reason = Text::new("reason", &format!("overlaps booking {}", other.id))?;
+                Answer {
+                    confirmed: false,
+                    by: owner.clone(),
+                    at,
+                    reason: Some(reason),
+                }
             }
-            Err(other) => return Err(other),
-        }
+        };
+        all[i].answer = Some(answer);
+        store::put(doc, &all[i])?;
+        answers.push((all[i].id.clone(), all[i].status()));
     }
     Ok(answers)
 }

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{AutoCommit, ROOT};
+use automerge::{AutoCommit, ObjId, ROOT};
 
 use super::store::{Fields, MapReader, MapWriter, StoreError, child_map};
 use super::values::{InputError, NodeRef, RecordId, Timestamp};
@@ -233,12 +233,63 @@ impl Ledger {
             .filter(|(_, remaining)| *remaining > 0)
             .collect()
     }
+}
 
-    fn has(&self, id: &RecordId) -> bool {
-        self.credits.contains_key(id)
-            || self.debits.contains_key(id)
-            || self.moves.contains_key(id)
-            || self.recalls.contains_key(id)
+/// Each node's running totals, kept beside the entries so that a box checks its share in
+/// time proportional to the number of nodes, not of entries: `totals.<node>` holds what the
+/// node credited and spent and, under `out`, what it moved to each other node. Only the node
+/// itself writes its row, in the same change as the entry, so a row never conflicts and
+/// always agrees with the entries it wrote ([`Ledger::share`] recomputes from entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    credited: BTreeMap<NodeRef, u64>,
+    spent: BTreeMap<NodeRef, u64>,
+    moved: BTreeMap<(NodeRef, NodeRef), u64>,
+}
+
+impl Totals {
+    pub fn load(doc: &AutoCommit, at: LedgerAt<'_>) -> Result<Self, StoreError> {
+        let mut totals = Self::default();
+        let Some(ledger) = ledger_reader(doc, at)? else {
+            return Ok(totals);
+        };
+        let Some(rows) = ledger.map("totals")? else {
+            return Ok(totals);
+        };
+
+        for key in rows.keys() {
+            let node = NodeRef::new("node", &key).map_err(|e| rows.invalid(e))?;
+            let Some(row) = rows.map(&key)? else { continue };
+            totals.credited.insert(
+                node.clone(),
+                row.get::<Option<u64>>("credited")?.unwrap_or(0),
+            );
+            totals
+                .spent
+                .insert(node.clone(), row.get::<Option<u64>>("spent")?.unwrap_or(0));
+            let Some(out) = row.map("out")? else { continue };
+            for to in out.keys() {
+                let amount = out.get::<Option<u64>>(&to)?.unwrap_or(0);
+                let to = NodeRef::new("node", &to).map_err(|e| out.invalid(e))?;
+                totals.moved.insert((node.clone(), to), amount);
+            }
+        }
+        Ok(totals)
+    }
+
+    /// What `node` may still spend or move, from the running totals.
+    pub fn share(&self, node: &NodeRef) -> i128 {
+        let credited = i128::from(self.credited.get(node).copied().unwrap_or(0));
+        let spent = i128::from(self.spent.get(node).copied().unwrap_or(0));
+        let moves = self.moved.iter();
+        let (moved_in, moved_out) = moves.fold((0i128, 0i128), |(inn, out), ((from, to), n)| {
+            let n = i128::from(*n);
+            (
+                inn + if to == node { n } else { 0 },
+                out + if from == node { n } else { 0 },
+            )
+        });
+        credited + moved_in - moved_out - spent
     }
 
     fn check_share(&self, node: &NodeRef, amount: u64) -> Result<(), EscrowError> {
@@ -261,9 +312,9 @@ pub fn credit(
     id: &RecordId,
     entry: &Entry,
 ) -> Result<(), EscrowError> {
-    let ledger = Ledger::load(doc, at)?;
-    check_new(&ledger, id, entry.amount)?;
-    write_entry(doc, at, "credits", id, entry)
+    check_new(doc, at, id, entry.amount)?;
+    write_entry(doc, at, "credits", id, entry)?;
+    bump(doc, at, &entry.node, "credited", entry.amount)
 }
 
 /// Records a debit: `entry.node` spends from its own share, which must cover it.
@@ -273,10 +324,10 @@ pub fn debit(
     id: &RecordId,
     entry: &Entry,
 ) -> Result<(), EscrowError> {
-    let ledger = Ledger::load(doc, at)?;
-    check_new(&ledger, id, entry.amount)?;
-    ledger.check_share(&entry.node, entry.amount)?;
-    write_entry(doc, at, "debits", id, entry)
+    check_new(doc, at, id, entry.amount)?;
+    Totals::load(doc, at)?.check_share(&entry.node, entry.amount)?;
+    write_entry(doc, at, "debits", id, entry)?;
+    bump(doc, at, &entry.node, "spent", entry.amount)
 }
 
 /// Hands part of `mv.from`'s share to `mv.to`; only `mv.from` may write this.
@@ -286,15 +337,14 @@ pub fn move_share(
     id: &RecordId,
     mv: &Move,
 ) -> Result<(), EscrowError> {
-    let ledger = Ledger::load(doc, at)?;
-    check_new(&ledger, id, mv.amount)?;
+    check_new(doc, at, id, mv.amount)?;
     if mv.from == mv.to {
         return Err(EscrowError::SameNode {
             node: mv.from.clone(),
         });
     }
-    ledger.check_share(&mv.from, mv.amount)?;
-    write_entry(doc, at, "moves", id, mv)
+    Totals::load(doc, at)?.check_share(&mv.from, mv.amount)?;
+    write_move(doc, at, id, mv)
 }
 
 /// Records the owner's request that a box return part of its share. It takes nothing by
@@ -317,8 +367,7 @@ pub fn recall(
             node: recall.from.clone(),
         });
     }
-    let ledger = Ledger::load(doc, at)?;
-    check_new(&ledger, id, recall.amount)?;
+    check_new(doc, at, id, recall.amount)?;
     write_entry(doc, at, "recalls", id, recall)
 }
 
@@ -356,7 +405,7 @@ pub fn answer_recalls(
             at: when,
             answers: Some(recall_id),
         };
-        write_entry(doc, at, "moves", &id, &mv)?;
+        write_move(doc, at, &id, &mv)?;
         ledger.moves.insert(id, mv.clone());
         written.push(mv);
     }
@@ -367,14 +416,66 @@ fn answer_id(recall: &RecordId, nth: usize) -> RecordId {
     RecordId::derived("ans", &[recall.as_str(), &nth.to_string()])
 }
 
-fn check_new(ledger: &Ledger, id: &RecordId, amount: u64) -> Result<(), EscrowError> {
+fn check_new(
+    doc: &AutoCommit,
+    at: LedgerAt<'_>,
+    id: &RecordId,
+    amount: u64,
+) -> Result<(), EscrowError> {
     if amount == 0 {
         return Err(EscrowError::Zero);
     }
-    if ledger.has(id) {
-        return Err(EscrowError::Duplicate { id: id.clone() });
+    let Some(ledger) = ledger_reader(doc, at)? else {
+        return Ok(());
+    };
+    for section in ["credits", "debits", "moves", "recalls"] {
+        if ledger.path(&[section, id.as_str()])?.is_some() {
+            return Err(EscrowError::Duplicate { id: id.clone() });
+        }
     }
     Ok(())
+}
+
+fn write_move(
+    doc: &mut AutoCommit,
+    at: LedgerAt<'_>,
+    id: &RecordId,
+    mv: &Move,
+) -> Result<(), EscrowError> {
+    write_entry(doc, at, "moves", id, mv)?;
+    let row = totals_row(doc, at, &mv.from)?;
+    let out = child_map(doc, &row, "out")?;
+    add(doc, &out, mv.to.as_str(), mv.amount)
+}
+
+/// Adds `amount` to the running total `field` of `node`'s row.
+fn bump(
+    doc: &mut AutoCommit,
+    at: LedgerAt<'_>,
+    node: &NodeRef,
+    field: &str,
+    amount: u64,
+) -> Result<(), EscrowError> {
+    let row = totals_row(doc, at, node)?;
+    add(doc, &row, field, amount)
+}
+
+fn add(doc: &mut AutoCommit, obj: &ObjId, key: &str, amount: u64) -> Result<(), EscrowError> {
+    let current: u64 = MapReader::new(doc, obj.clone(), "totals")
+        .get::<Option<u64>>(key)?
+        .unwrap_or(0);
+    let mut w = MapWriter::new(doc, obj.clone(), "totals");
+    w.put(key, &current.saturating_add(amount))?;
+    Ok(())
+}
+
+fn totals_row(doc: &mut AutoCommit, at: LedgerAt<'_>, node: &NodeRef) -> Result<ObjId, StoreError> {
+    let collection = child_map(doc, &ROOT, at.collection)?;
+    let record = child_map(doc, &collection, at.record.as_str())?;
+    let ledgers = child_map(doc, &record, "ledgers")?;
+    let ledger = child_map(doc, &ledgers, at.slot)?;
+    let totals = child_map(doc, &ledger, "totals")?;
+    child_map(doc, &totals, node.as_str())
 }
 
 fn ledger_reader<'a>(
@@ -392,7 +493,7 @@ pub fn create_ledger(doc: &mut AutoCommit, at: LedgerAt<'_>) -> Result<(), Store
     let record = child_map(doc, &collection, at.record.as_str())?;
     let ledgers = child_map(doc, &record, "ledgers")?;
     let ledger = child_map(doc, &ledgers, at.slot)?;
-    for section in ["credits", "debits", "moves", "recalls"] {
+    for section in ["credits", "debits", "moves", "recalls", "totals"] {
         child_map(doc, &ledger, section)?;
     }
     Ok(())

@@ -88,9 +88,10 @@
 //!
 //! # Known limits
 //!
-//! - Derived views (shares, conflicts, overlaps) scan their records: cost grows with the
-//!   entries of one wallet, sailing, offer or resource, not with the document. Fine at the
-//!   island's scale (hundreds of entries); caching per box is future work.
+//! - A share check reads per-node running totals ([`escrow::Totals`], one row per node,
+//!   written only by that node), so a payment costs the same however long the ledger; the
+//!   conflict scan, overlap checks and full balances still read their records, in time
+//!   proportional to the redemptions, bookings or entries involved.
 //! - Moving a resource's ownership (a room to a new owner box) is not modelled: the owner is
 //!   fixed when the record is created.
 //! - Loyalty stamps are not escrowed (see [`loyalty`]).

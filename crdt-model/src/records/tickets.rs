@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, ROOT};
 
-use super::escrow::{self, EscrowError, Ledger, LedgerAt};
+use super::escrow::{self, EscrowError, Ledger, LedgerAt, Totals};
 use super::store::{
     self, Fields, MapReader, MapWriter, Record, Scope, StoreError, child_map, tag_enum,
 };
@@ -592,8 +592,7 @@ pub fn sell(doc: &mut AutoCommit, pass: &Pass, seller: &NodeRef) -> Result<(), T
         }
     }
     for ((sailing, class), count) in &wanted {
-        let ledger = Ledger::load(doc, seat_ledger(sailing, class))?;
-        let available = ledger.share(seller);
+        let available = Totals::load(doc, seat_ledger(sailing, class))?.share(seller);
         if available < i128::from(*count) {
             let node = seller.clone();
             return Err(EscrowError::Insufficient {
@@ -856,22 +855,44 @@ pub fn conflicts(doc: &AutoCommit) -> Result<Vec<RedemptionConflict>, TicketErro
     };
     let resolutions = root.map("resolutions")?;
 
+    // Cheap first pass: count uses per entitlement and read only the two fields that decide
+    // whether they collide; full records are read only for the conflicts found.
+    let passes = root.map(Pass::COLLECTION)?;
     let mut found = Vec::new();
     for pass_key in all.keys() {
         let pass_id = all.id(&pass_key)?;
-        let Some(pass) = store::get::<Pass>(doc, &pass_id)? else {
+        let Some(by_entitlement) = all.map(&pass_key)? else {
             continue;
         };
-        for (entitlement_id, entitlement) in &pass.entitlements {
-            let uses = uses(doc, &pass_id, entitlement_id)?;
-            let over = uses.len() > usize::try_from(entitlement.max_uses).unwrap_or(usize::MAX);
-            let kind = match (over, entitlement.refund.is_some() && !uses.is_empty()) {
+        for entitlement_key in by_entitlement.keys() {
+            let used = match by_entitlement.map(&entitlement_key)? {
+                Some(map) => map.keys().len(),
+                None => 0,
+            };
+            if used == 0 {
+                continue;
+            }
+            let path = [pass_key.as_str(), "entitlements", entitlement_key.as_str()];
+            let Some(entitlement) = passes
+                .as_ref()
+                .map(|p| p.path(&path))
+                .transpose()?
+                .flatten()
+            else {
+                continue;
+            };
+            let max_uses: u32 = entitlement.get("max_uses")?;
+            let refunded = entitlement.map("refund")?.is_some();
+            let over = used > usize::try_from(max_uses).unwrap_or(usize::MAX);
+            let kind = match (over, refunded) {
                 (_, true) => ConflictKind::UsedAfterRefund,
                 (true, false) => ConflictKind::OverUsed,
                 (false, false) => continue,
             };
 
-            let mut ordered: Vec<(RecordId, Redemption)> = uses.into_iter().collect();
+            let entitlement_id = all.id(&entitlement_key)?;
+            let mut ordered: Vec<(RecordId, Redemption)> =
+                uses(doc, &pass_id, &entitlement_id)?.into_iter().collect();
             ordered
                 .sort_by(|(a_id, a), (b_id, b)| (a.at, &a.node, a_id).cmp(&(b.at, &b.node, b_id)));
             let id = RecordId::derived("conflict", &[pass_id.as_str(), entitlement_id.as_str()]);
@@ -882,9 +903,9 @@ pub fn conflicts(doc: &AutoCommit) -> Result<Vec<RedemptionConflict>, TicketErro
             found.push(RedemptionConflict {
                 id,
                 pass: pass_id.clone(),
-                entitlement: entitlement_id.clone(),
+                entitlement: entitlement_id,
                 kind,
-                max_uses: entitlement.max_uses,
+                max_uses,
                 uses: ordered,
                 resolution,
             });

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
 
-use super::escrow::{self, EscrowError, Ledger, LedgerAt};
+use super::escrow::{self, EscrowError, Ledger, LedgerAt, Totals};
 use super::store::{self, Fields, MapReader, MapWriter, Record, Scope, StoreError, tag_enum};
 use super::values::{InputError, NodeRef, RecordId, Timestamp, Vnd};
 
@@ -245,9 +245,10 @@ pub fn balance(doc: &AutoCommit, wallet: &RecordId) -> Result<Balance, WalletErr
     })
 }
 
-/// What `node` may still spend from the wallet.
+/// What `node` may still spend from the wallet, from the running totals (the fast path a
+/// payment takes; [`balance`] recomputes from the entries).
 pub fn allowance(doc: &AutoCommit, wallet: &RecordId, node: &NodeRef) -> Result<i128, WalletError> {
-    Ok(Ledger::load(doc, ledger(wallet))?.share(node))
+    Ok(Totals::load(doc, ledger(wallet))?.share(node))
 }
 
 /// Every payment, keyed by id.

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit};
 use chrono::NaiveDate;
-use crdt_model::records::bookings::{self, AttractionCheckIn, Booking, ResourceKind, Vehicle, VehicleKind};
+use crdt_model::records::bookings::{
+    self, AttractionCheckIn, Booking, ResourceKind, Vehicle, VehicleKind,
+};
 use crdt_model::records::cards::{Card, Membership, Profile, StaffEnrolment, StudentEnrolment};
 use crdt_model::records::health::{
     Allergy, Appointment, Consent, ConsentPurpose, Criticality, FamilyDoctor, Immunization,
@@ -14,7 +16,9 @@ use crdt_model::records::health::{
 };
 use crdt_model::records::lodging::{Establishment, EstablishmentKind, Registration, Room};
 use crdt_model::records::radio::{Announcement, Cluster, Priority};
-use crdt_model::records::tickets::{Entitlement, EntitlementKind, Holder, Pass, Sailing, SeatClass};
+use crdt_model::records::tickets::{
+    Entitlement, EntitlementKind, Holder, Pass, Sailing, SeatClass,
+};
 use crdt_model::records::values::{
     DateRange, IdCard, IdDocument, NodeRef, PersonName, Phone, RecordId, Text, Timestamp, Vnd,
 };
@@ -69,7 +73,11 @@ pub fn doc(i: usize) -> AutoCommit {
 pub fn replicas(base: &mut AutoCommit, n: usize) -> Vec<AutoCommit> {
     let bytes = base.save();
     (0..n)
-        .map(|i| AutoCommit::load(&bytes).unwrap().with_actor(ActorId::from(vec![2, i as u8])))
+        .map(|i| {
+            AutoCommit::load(&bytes)
+                .unwrap()
+                .with_actor(ActorId::from(vec![2, i as u8]))
+        })
         .collect()
 }
 
@@ -110,11 +118,17 @@ pub fn holder(resident: bool) -> Holder {
 pub fn pass(pass_id: &str, right: &NodeRef, singles: usize, resident: bool) -> Pass {
     let mut entitlements = BTreeMap::new();
     for i in 0..singles {
-        let kind = if i % 2 == 0 { EntitlementKind::PortEntry } else { EntitlementKind::PortExit };
+        let kind = if i % 2 == 0 {
+            EntitlementKind::PortEntry
+        } else {
+            EntitlementKind::PortExit
+        };
         let entitlement = Entitlement::new(kind, at(0), at(30 * DAY_MS), 1, right.clone()).unwrap();
         entitlements.insert(id(&format!("e{i}")), entitlement);
     }
-    let museum = EntitlementKind::AttractionEntry { attraction: id("chua-linh-son") };
+    let museum = EntitlementKind::AttractionEntry {
+        attraction: id("chua-linh-son"),
+    };
     let entitlement = Entitlement::new(museum, at(0), at(30 * DAY_MS), 2, right.clone()).unwrap();
     entitlements.insert(id("multi"), entitlement);
     Pass {
@@ -174,7 +188,11 @@ pub fn card(card_id: &str, issuer: &NodeRef) -> Card {
         signing_key: None,
         memberships: BTreeMap::from([(
             id("hoi-nghe-ca"),
-            Membership { organisation: text("Hội Nghề cá Phú Quý"), role: None, since: date("2015-01-01") },
+            Membership {
+                organisation: text("Hội Nghề cá Phú Quý"),
+                role: None,
+                since: date("2015-01-01"),
+            },
         )]),
         student: None,
         staff: Some(StaffEnrolment {
@@ -188,7 +206,11 @@ pub fn card(card_id: &str, issuer: &NodeRef) -> Card {
 pub fn student_card(card_id: &str, issuer: &NodeRef) -> Card {
     let mut card = card(card_id, issuer);
     card.staff = None;
-    card.student = Some(StudentEnrolment { school: id("thpt-ngu-phung"), class: id("10a1"), school_year: 2025 });
+    card.student = Some(StudentEnrolment {
+        school: id("thpt-ngu-phung"),
+        class: id("10a1"),
+        school_year: 2025,
+    });
     card
 }
 
@@ -206,10 +228,22 @@ pub fn establishment(owner: &NodeRef) -> Establishment {
 }
 
 pub fn room(room_id: &str, rate: u64) -> Room {
-    Room { id: id(room_id), establishment: id("ks-hai-duong"), number: text(room_id), beds: 2, nightly_rate: vnd(rate) }
+    Room {
+        id: id(room_id),
+        establishment: id("ks-hai-duong"),
+        number: text(room_id),
+        beds: 2,
+        nightly_rate: vnd(rate),
+    }
 }
 
-pub fn registration(reg_id: &str, room_id: &str, owner: &NodeRef, first_night: &str, nights: i64) -> Registration {
+pub fn registration(
+    reg_id: &str,
+    room_id: &str,
+    owner: &NodeRef,
+    first_night: &str,
+    nights: i64,
+) -> Registration {
     let start = date(first_night);
     Registration {
         id: id(reg_id),
@@ -235,7 +269,14 @@ pub fn vehicle(owner: &NodeRef) -> Vehicle {
     }
 }
 
-pub fn booking(booking_id: &str, resource: &str, owner: &NodeRef, by: &NodeRef, start_day: u64, nights: u64) -> Booking {
+pub fn booking(
+    booking_id: &str,
+    resource: &str,
+    owner: &NodeRef,
+    by: &NodeRef,
+    start_day: u64,
+    nights: u64,
+) -> Booking {
     let start = date("2025-04-30") + chrono::Days::new(start_day);
     Booking {
         id: id(booking_id),
@@ -277,19 +318,38 @@ pub fn summary(summary_id: &str) -> PatientSummary {
         },
         allergies: BTreeMap::from([(
             id("a1"),
-            Allergy { substance: text("Penicillin"), criticality: Criticality::High, reaction: Some(text("Phát ban")), recorded: date("2019-05-01") },
+            Allergy {
+                substance: text("Penicillin"),
+                criticality: Criticality::High,
+                reaction: Some(text("Phát ban")),
+                recorded: date("2019-05-01"),
+            },
         )]),
         medications: BTreeMap::from([(
             id("m1"),
-            Medication { name: text("Metformin 500 mg"), dosage: text("1 viên x 2 lần/ngày"), since: date("2022-01-10"), until: None },
+            Medication {
+                name: text("Metformin 500 mg"),
+                dosage: text("1 viên x 2 lần/ngày"),
+                since: date("2022-01-10"),
+                until: None,
+            },
         )]),
         problems: BTreeMap::from([(
             id("p1"),
-            Problem { description: text("Đái tháo đường type 2"), icd10: Some(id("e11")), onset: date("2021-11-20"), active: true },
+            Problem {
+                description: text("Đái tháo đường type 2"),
+                icd10: Some(id("e11")),
+                onset: date("2021-11-20"),
+                active: true,
+            },
         )]),
         immunizations: BTreeMap::from([(
             id("i1"),
-            Immunization { vaccine: text("Viêm gan B"), date: date("2020-03-03"), dose: 3 },
+            Immunization {
+                vaccine: text("Viêm gan B"),
+                date: date("2020-03-03"),
+                dose: 3,
+            },
         )]),
         none_known_allergies: false,
         family_doctor: Some(FamilyDoctor {
@@ -332,14 +392,21 @@ pub fn consent(consent_id: &str, by: &NodeRef) -> Consent {
 }
 
 pub fn cluster(cluster_id: &str, commune: &str, station: &NodeRef) -> Cluster {
-    Cluster { id: id(cluster_id), commune: id(commune), name: text("Cụm loa chợ Tam Thanh"), station: station.clone() }
+    Cluster {
+        id: id(cluster_id),
+        commune: id(commune),
+        name: text("Cụm loa chợ Tam Thanh"),
+        station: station.clone(),
+    }
 }
 
 pub fn announcement(announcement_id: &str, author: &NodeRef, priority: Priority) -> Announcement {
     Announcement {
         id: id(announcement_id),
         text_vi: text("Tàu cao tốc chuyến 7 giờ sáng mai tạm dừng do gió cấp 6."),
-        text_en: Some(text("Tomorrow's 7 a.m. high-speed ferry is suspended: Beaufort 6 winds.")),
+        text_en: Some(text(
+            "Tomorrow's 7 a.m. high-speed ferry is suspended: Beaufort 6 winds.",
+        )),
         priority,
         communes: BTreeSet::from([id("tam-thanh"), id("ngu-phung")]),
         play_from: at(0),
