@@ -8,7 +8,7 @@
 use std::fmt;
 
 use automerge::ActorId;
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 use crate::ids::{DocId, FeedId, IdError, NodeId, Scope};
 
@@ -126,7 +126,7 @@ pub fn verify_signature(
             origin: feed.origin,
         })?;
     let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify(&signed_message(hash), &signature)
+    key.verify_strict(&signed_message(hash), &signature)
         .map_err(|_| EntryError::BadSignature {
             origin: feed.origin,
             scope: feed.scope.clone(),
