@@ -1,5 +1,8 @@
 //! The test vectors of `docs/protocol.md` §10.3, pinned: another implementation checks its
-#![expect(clippy::unwrap_used, reason = "a fixed vector either parses or the test fails")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a fixed vector either parses or the test fails"
+)]
 //! hashing, signing and encoding against the same values.
 
 use crdt_model::entry::{EntryHash, actor_for};
@@ -15,7 +18,10 @@ fn hex(bytes: &[u8]) -> String {
 fn the_documented_test_vectors_hold() {
     let identity = Identity::from_secret_bytes([1; 32]);
     let origin = identity.node_id();
-    assert_eq!(origin.to_string(), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c");
+    assert_eq!(
+        origin.to_string(),
+        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+    );
 
     let scope = Scope::new("tickets").unwrap();
     let entry = Entry {
@@ -27,14 +33,20 @@ fn the_documented_test_vectors_hold() {
         change: vec![1, 2, 3],
     };
     let hash = entry.hash();
-    assert_eq!(hex(&hash.0), "10535b592cef5fc4824d6ac10c7ed8603dc1ccf6d9b7f2d4f3575beb19dcabf3");
+    assert_eq!(
+        hex(&hash.0),
+        "10535b592cef5fc4824d6ac10c7ed8603dc1ccf6d9b7f2d4f3575beb19dcabf3"
+    );
     let signature = identity.sign(&hash);
     assert_eq!(
         hex(&signature.0),
         "c3650fb55677eb15813d483390219b89f709f7128957a940c47b3e789c7e5121\
          91956ac401ba13aa24e1ea93e3f405c3e6335350ba3fb0986c73f4f8aadd4a09"
     );
-    assert_eq!(hex(actor_for(&origin).to_bytes()), "939618f1638ec250dfc9293cfc6f9041");
+    assert_eq!(
+        hex(actor_for(&origin).to_bytes()),
+        "939618f1638ec250dfc9293cfc6f9041"
+    );
 
     let feed = FeedId { origin, scope };
     let mut heads = Heads::default();
@@ -44,9 +56,17 @@ fn the_documented_test_vectors_hold() {
     );
     heads.insert(feed.clone(), Head { seq: 1, hash });
     let digest = heads.digest(|_| true);
-    assert_eq!(hex(&digest), "e0e0a14d4caebe3e0030e4fa0bd6210ae052c93619ee665a7bd5bf5646ca610e");
+    assert_eq!(
+        hex(&digest),
+        "e0e0a14d4caebe3e0030e4fa0bd6210ae052c93619ee665a7bd5bf5646ca610e"
+    );
 
-    let hello = Message::Hello { node: origin, digest, feeds: 1 }.encode();
+    let hello = Message::Hello {
+        node: origin,
+        digest,
+        feeds: 1,
+    }
+    .encode();
     assert_eq!(hello.len(), 67);
     assert_eq!(hex(&hello[..2]), "0101");
 
@@ -54,7 +74,10 @@ fn the_documented_test_vectors_hold() {
         feed: feed.clone(),
         first_seq: 1,
         prev: EntryHash::GENESIS,
-        items: vec![RunItem { doc: entry.doc, change: entry.change.clone() }],
+        items: vec![RunItem {
+            doc: entry.doc,
+            change: entry.change.clone(),
+        }],
         signature,
     };
     assert_eq!(Message::Entries(vec![run]).encode().len(), 161);
