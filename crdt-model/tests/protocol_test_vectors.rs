@@ -1,8 +1,4 @@
 //! The test vectors of `docs/protocol.md` §10.3, pinned: another implementation checks its
-#![expect(
-    clippy::unwrap_used,
-    reason = "a fixed vector either parses or the test fails"
-)]
 //! hashing, signing and encoding against the same values.
 
 use crdt_model::entry::{EntryHash, actor_for};
