@@ -230,6 +230,7 @@ fn bench_durable_writes(dir: &Path) {
         session: SessionConfig::default(),
         max_batch: 1024,
         configured_peers: Vec::new(),
+        trust: None,
     };
     let (handle, thread) = core::spawn(replica, store, config).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

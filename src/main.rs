@@ -30,6 +30,93 @@ enum Command {
     },
     /// Print the commented default configuration.
     Config,
+    /// Manage a network: its authority key (kept off the boxes) and TLS CA.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Enroll and revoke boxes of a network.
+    #[command(subcommand)]
+    Provision(ProvisionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Create a network: its authority key and TLS CA, sealed with a passphrase.
+    Init {
+        /// Directory to create the network in (missing or empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The network's name, e.g. phu-quy.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvisionCommand {
+    /// Make a box's enrollment bundle: identity, certificate, peers, TLS material.
+    Node {
+        /// The network directory made by `culao network init`.
+        #[arg(long)]
+        network: PathBuf,
+        /// hub, port, commune, clinic, resort, school or ferry.
+        #[arg(long)]
+        role: String,
+        /// The box's site, e.g. tam-thanh-commune-hall.
+        #[arg(long)]
+        site: String,
+        /// Directory to write the bundle to (missing or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the box will listen for sync (goes into peers' bundles and its TLS names).
+        #[arg(long = "listen", value_name = "ADDR")]
+        listen: Vec<SocketAddr>,
+        /// An enrolled box this one dials, as NODE_ID@HOST:PORT; repeat for several.
+        #[arg(long = "peer", value_name = "NODE_ID@HOST:PORT")]
+        peers: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = provisioning::enroll::DEFAULT_VALIDITY_DAYS)]
+        days: u32,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+    },
+    /// Revoke a box; prints the network's revocation list, to hand to any box
+    /// (`POST /v1/revocations`), from which it spreads to the others.
+    Revoke {
+        /// The network directory.
+        #[arg(long)]
+        network: PathBuf,
+        /// The node id of the box to revoke.
+        node: String,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct PassphraseArg {
+    /// Read the authority's passphrase from this file's first line instead of stdin.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArg {
+    fn read(&self) -> anyhow::Result<provisioning::Passphrase> {
+        match &self.passphrase_file {
+            Some(path) => Ok(provisioning::Passphrase::from_file(path)?),
+            None => {
+                eprint!("authority passphrase: ");
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the passphrase from stdin")?;
+                Ok(provisioning::Passphrase::new(
+                    line.trim_end_matches(['\r', '\n']).to_owned(),
+                ))
+            }
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +136,10 @@ struct UpArgs {
     /// A peer to keep in sync with, as NODE_ID@HOST:PORT; repeat for several.
     #[arg(long = "peer", value_name = "NODE_ID@HOST:PORT")]
     peers: Vec<String>,
+    /// Run enrolled from this bundle (`culao provision node`). Without one the box runs
+    /// open, for development: it syncs only with other open boxes.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +155,80 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Up(args) => up(args),
+        Command::Network(command) => network(command),
+        Command::Provision(command) => provision(command),
+    }
+}
+
+fn now_unix_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn network(command: NetworkCommand) -> anyhow::Result<()> {
+    let NetworkCommand::Init {
+        dir,
+        name,
+        passphrase,
+    } = command;
+    let name: provisioning::NetworkName = name.parse()?;
+    let network = provisioning::NetworkDir::init(&dir, &name, &passphrase.read()?, now_unix_s())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "network  {} ({})", network.name(), network.id())?;
+    writeln!(out, "dir      {}", dir.display())?;
+    writeln!(out, "keep the passphrase and this directory off the boxes")?;
+    Ok(())
+}
+
+fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
+    match command {
+        ProvisionCommand::Node {
+            network,
+            role,
+            site,
+            out,
+            listen,
+            peers,
+            days,
+            passphrase,
+        } => {
+            let network = provisioning::NetworkDir::open(&network)?;
+            let authority = network.unlock(&passphrase.read()?)?;
+            let request = provisioning::EnrollRequest {
+                role: role.parse()?,
+                site: site.parse()?,
+                validity_days: days,
+                listen,
+                peers: peers
+                    .iter()
+                    .map(|p| p.parse::<provisioning::PeerSpec>())
+                    .collect::<Result<_, _>>()?,
+                now_unix_s: now_unix_s(),
+            };
+            let bundle = provisioning::enroll(&authority, &request)?;
+            bundle.write_to(&out)?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "node id  {}", bundle.node_id())?;
+            writeln!(stdout, "bundle   {}", out.display())?;
+            writeln!(stdout, "run it   culao up --bundle {}", out.display())?;
+            Ok(())
+        }
+        ProvisionCommand::Revoke {
+            network,
+            node,
+            passphrase,
+        } => {
+            let network = provisioning::NetworkDir::open(&network)?;
+            let authority = network.unlock(&passphrase.read()?)?;
+            let node: crdt_model::NodeId = node
+                .parse()
+                .map_err(|e| anyhow::anyhow!("node id {node:?}: {e}"))?;
+            provisioning::revoke(&authority, &node, now_unix_s())?;
+            let list = authority.network().revocations()?;
+            std::io::stdout().write_all(list.to_armored().as_bytes())?;
+            Ok(())
+        }
     }
 }
 
@@ -80,6 +245,9 @@ fn config_from(args: UpArgs) -> anyhow::Result<Config> {
     }
     if let Some(sync) = args.sync {
         config.sync.listen = sync;
+    }
+    if let Some(bundle) = args.bundle {
+        config.bundle = Some(bundle);
     }
     for peer in &args.peers {
         config.sync.peers.push(peer.parse::<PeerConfig>()?);

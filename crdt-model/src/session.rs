@@ -16,7 +16,9 @@
 //! gap), so nothing is resent and nothing is missed. The round budget is the link's knob:
 //! throughput is one budget per round trip.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
 
 use crate::ids::{FeedId, NodeId, Scope};
 use crate::replica::{ReceiveError, Replica, ReplicaError};
@@ -45,10 +47,24 @@ impl ScopeFilter {
     }
 }
 
+/// Who may write what, as far as this node knows: the node's trust (certificates and
+/// revocations) seen from the pure core. Without a gate every origin is relayed and admitted,
+/// which is only right for a development network.
+pub trait FeedGate: Send + Sync + fmt::Debug {
+    /// Whether `origin`'s feeds are exchanged at all (false once it is revoked). Both ends of
+    /// a session that know the same revocations leave the same feeds out of their digests.
+    fn relays(&self, origin: &NodeId) -> bool;
+    /// Whether an entry written by `origin` in `scope` may be stored and applied; the error
+    /// says why not (no certificate known, not a writer of the scope, revoked).
+    fn admits(&self, origin: &NodeId, scope: &Scope) -> Result<(), String>;
+}
+
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub round_budget_bytes: usize,
     pub filter: ScopeFilter,
+    /// Checked on every run received and every feed offered; `None` admits everything.
+    pub gate: Option<Arc<dyn FeedGate>>,
 }
 
 impl Default for SessionConfig {
@@ -56,7 +72,16 @@ impl Default for SessionConfig {
         Self {
             round_budget_bytes: DEFAULT_ROUND_BUDGET_BYTES,
             filter: ScopeFilter::All,
+            gate: None,
         }
+    }
+}
+
+impl SessionConfig {
+    /// Whether `feed` is exchanged in this session: its scope passes the filter and its
+    /// origin is relayed by the gate.
+    pub fn exchanges(&self, feed: &FeedId) -> bool {
+        self.filter.allows(feed) && self.gate.as_ref().is_none_or(|g| g.relays(&feed.origin))
     }
 }
 
@@ -79,6 +104,12 @@ pub enum SessionError {
     },
     #[error("peer sent entries of scope {scope}, which this session does not exchange")]
     ForeignScope { scope: Scope },
+    #[error("peer sent entries of {origin} in scope {scope}, refused: {reason}")]
+    NotPermitted {
+        origin: NodeId,
+        scope: Scope,
+        reason: String,
+    },
     #[error("peer ended the session: {0}")]
     RefusedByPeer(String),
 }
@@ -130,6 +161,8 @@ pub struct Session {
     /// The feeds of the one `Entries` message awaiting its `Ack`.
     in_flight: Option<BTreeSet<FeedId>>,
     stats: SessionStats,
+    /// Entries sent per scope since the last [`Session::take_sent`]: the audit record.
+    sent: BTreeMap<Scope, u64>,
 }
 
 impl Session {
@@ -143,6 +176,7 @@ impl Session {
             peer_has: Vector::new(),
             in_flight: None,
             stats: SessionStats::default(),
+            sent: BTreeMap::new(),
         }
     }
 
@@ -154,6 +188,11 @@ impl Session {
         self.stats
     }
 
+    /// Entries sent to the peer per scope since the last call: what the node's audit records.
+    pub fn take_sent(&mut self) -> BTreeMap<Scope, u64> {
+        std::mem::take(&mut self.sent)
+    }
+
     /// What the peer is known to hold.
     pub fn peer_has(&self) -> &Vector {
         &self.peer_has
@@ -161,9 +200,9 @@ impl Session {
 
     /// The session's opening message.
     pub fn start<S: Store>(&mut self, replica: &Replica<S>) -> Message {
-        let filter = &self.config.filter;
-        self.advertised = replica.heads().vector(|f| filter.allows(f));
-        self.advertised_digest = replica.heads().digest(|f| filter.allows(f));
+        let config = &self.config;
+        self.advertised = replica.heads().vector(|f| config.exchanges(f));
+        self.advertised_digest = replica.heads().digest(|f| config.exchanges(f));
         Message::Hello {
             node: replica.node_id(),
             digest: self.advertised_digest,
@@ -173,7 +212,7 @@ impl Session {
 
     /// Entries I hold that the peer lacks (known once the vectors are exchanged).
     pub fn entries_to_send<S: Store>(&self, replica: &Replica<S>) -> u64 {
-        let mine = replica.heads().vector(|f| self.config.filter.allows(f));
+        let mine = replica.heads().vector(|f| self.config.exchanges(f));
         if self.phase == Phase::Live {
             mine.entries_ahead_of(&self.peer_has)
         } else {
@@ -183,7 +222,7 @@ impl Session {
 
     /// Entries the peer holds that I lack.
     pub fn entries_to_receive<S: Store>(&self, replica: &Replica<S>) -> u64 {
-        let mine = replica.heads().vector(|f| self.config.filter.allows(f));
+        let mine = replica.heads().vector(|f| self.config.exchanges(f));
         if self.phase == Phase::Live {
             self.peer_has.entries_ahead_of(&mine)
         } else {
@@ -276,7 +315,7 @@ impl Session {
         let sent_now = self.in_flight.clone().unwrap_or_default();
         let have: Vector = advanced
             .iter()
-            .filter(|feed| self.config.filter.allows(feed))
+            .filter(|feed| self.config.exchanges(feed))
             .filter(|feed| !sent_now.contains(*feed) || sent.contains(*feed))
             .map(|feed| (feed.clone(), replica.heads().seq(feed)))
             .filter(|(feed, seq)| self.peer_has.get(feed) < *seq)
@@ -305,10 +344,10 @@ impl Session {
             self.phase = Phase::Live;
             return Ok(self.pump(replica)?.into_iter().collect());
         }
-        let filter = &self.config.filter;
+        let config = &self.config;
         self.phase = Phase::Exchanging;
         Ok(vec![Message::Vector(
-            replica.heads().vector(|f| filter.allows(f)),
+            replica.heads().vector(|f| config.exchanges(f)),
         )])
     }
 
@@ -328,6 +367,17 @@ impl Session {
             return Err(SessionError::ForeignScope {
                 scope: feed.scope.clone(),
             });
+        }
+        if let Some(gate) = &self.config.gate {
+            for (feed, _) in &sent_by_peer {
+                gate.admits(&feed.origin, &feed.scope).map_err(|reason| {
+                    SessionError::NotPermitted {
+                        origin: feed.origin,
+                        scope: feed.scope.clone(),
+                        reason,
+                    }
+                })?;
+            }
         }
         let received = replica.receive(runs)?;
         self.stats.entries_in += received.stored as u64;
@@ -366,11 +416,11 @@ impl Session {
         if self.phase != Phase::Live || self.in_flight.is_some() {
             return Ok(None);
         }
-        let filter = self.config.filter.clone();
+        let config = &self.config;
         let runs = replica.runs_for(
             &self.peer_has,
-            |f| filter.allows(f),
-            self.config.round_budget_bytes,
+            |f| config.exchanges(f),
+            config.round_budget_bytes,
         )?;
         if runs.is_empty() {
             return Ok(None);
@@ -379,6 +429,7 @@ impl Session {
         for run in &runs {
             self.peer_has.raise(&run.feed, run.last_seq());
             self.stats.entries_out += run.items.len() as u64;
+            *self.sent.entry(run.feed.scope.clone()).or_default() += run.items.len() as u64;
             feeds.insert(run.feed.clone());
         }
         self.in_flight = Some(feeds);

@@ -271,3 +271,81 @@ fn messages_out_of_turn_are_refused() {
         Err(SessionError::Unexpected { kind: "ack", .. })
     ));
 }
+
+/// A gate that admits one origin's writes to one scope and relays everyone else.
+#[derive(Debug)]
+struct OnlyWriter {
+    origin: crdt_model::NodeId,
+    scope: Scope,
+}
+
+impl crdt_model::session::FeedGate for OnlyWriter {
+    fn relays(&self, _origin: &crdt_model::NodeId) -> bool {
+        true
+    }
+
+    fn admits(&self, origin: &crdt_model::NodeId, scope: &Scope) -> Result<(), String> {
+        if *origin == self.origin && *scope == self.scope {
+            Ok(())
+        } else {
+            Err("not a writer of this scope".into())
+        }
+    }
+}
+
+fn gated_session(
+    receiver: &mut Replica<MemStore>,
+    writer: &Replica<MemStore>,
+    gate: OnlyWriter,
+) -> Session {
+    let config = SessionConfig {
+        gate: Some(std::sync::Arc::new(gate)),
+        ..SessionConfig::default()
+    };
+    let mut session = Session::new(writer.node_id(), config);
+    let _ = session.start(receiver);
+    let hello = Message::Hello {
+        node: writer.node_id(),
+        digest: [1; 32],
+        feeds: 1,
+    };
+    session.on_message(receiver, hello).unwrap();
+    session
+        .on_message(receiver, Message::Vector(writer.heads().vector(|_| true)))
+        .unwrap();
+    session
+}
+
+#[test]
+fn entries_of_an_origin_without_write_permission_are_refused() {
+    let (writer, run) = writer_run(2);
+    let mut receiver = replica(2);
+    let gate = OnlyWriter {
+        origin: writer.node_id(),
+        scope: Scope::new("health").unwrap(),
+    };
+    let mut session = gated_session(&mut receiver, &writer, gate);
+    match session.on_message(&mut receiver, Message::Entries(vec![run])) {
+        Err(SessionError::NotPermitted { origin, scope, .. }) => {
+            assert_eq!(origin, writer.node_id());
+            assert_eq!(scope.as_str(), "tickets");
+        }
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+    assert_nothing_applied(&mut receiver);
+}
+
+#[test]
+fn entries_of_a_permitted_writer_apply_through_the_gate() {
+    let (writer, run) = writer_run(2);
+    let mut receiver = replica(2);
+    let gate = OnlyWriter {
+        origin: writer.node_id(),
+        scope: Scope::new("tickets").unwrap(),
+    };
+    let mut session = gated_session(&mut receiver, &writer, gate);
+    session
+        .on_message(&mut receiver, Message::Entries(vec![run]))
+        .unwrap();
+    assert!(receiver.doc(&key(1)).unwrap().is_some());
+}

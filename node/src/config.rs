@@ -16,6 +16,11 @@ pub const DEFAULT_CONFIG: &str = r#"# culao box configuration. Every field is op
 # Where the store and the identity key (identity.key, mode 0600) live.
 data_dir = "./culao-data"
 
+# The enrollment bundle made by `culao provision node` (identity, certificate, the network
+# authority's key, peers). Without one the box runs open, for development only: it syncs
+# with other open boxes and refuses enrolled ones.
+# bundle = "/etc/culao/bundle"
+
 [http]
 # Address of the HTTP API (/healthz, /v1/status, /v1/docs/...).
 listen = "127.0.0.1:7070"
@@ -74,6 +79,7 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub bundle: Option<PathBuf>,
     pub http: HttpConfig,
     pub sync: SyncConfig,
     pub store: StoreConfig,
@@ -116,6 +122,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./culao-data"),
+            bundle: None,
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
             store: StoreConfig::default(),

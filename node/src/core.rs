@@ -26,12 +26,17 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::store::SledStore;
+use crate::trust::{self, Admitted, Preamble, TrustHandle};
 
 /// A session younger than this is kept when a second connection from the same peer races it
 /// and the tie-break favours the first; an older one is presumed stale and replaced.
 const RACE_WINDOW: Duration = Duration::from_secs(2);
 
 pub type SessionId = u64;
+
+/// Where the trust learned from peers is kept, in the store's `meta` tree.
+pub const META_REVOCATIONS: &str = "trust/revocations";
+pub const META_CERTIFICATES: &str = "trust/certificates";
 
 /// Why the core could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,10 @@ pub enum CoreError {
     Replica(String),
     #[error("the box is shutting down")]
     ShuttingDown,
+    #[error("this box's certificate does not allow writing scope {scope}")]
+    ScopeNotWritable { scope: String },
+    #[error("this box's certificate does not allow reading scope {scope}")]
+    ScopeNotReadable { scope: String },
 }
 
 /// What a durable write did.
@@ -57,12 +66,40 @@ pub struct PutOutcome {
 }
 
 /// Why a connection was not given a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenRefused {
     #[error("already in session with this peer")]
     AlreadyConnected,
     #[error("the box is shutting down")]
     ShuttingDown,
+    #[error("peer not admitted: {0}")]
+    Untrusted(String),
+}
+
+/// What this box has sent, per peer and scope, since its store was created: the record that
+/// shows, say, that no health entry ever went to a resort's box.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    pub sent: Vec<AuditRow>,
+    pub refused: Vec<RefusalRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub peer: String,
+    /// The peer's certified role and site, when its certificate is known.
+    pub role: Option<String>,
+    pub site: Option<String>,
+    pub scope: String,
+    pub entries: u64,
+}
+
+/// Sessions this box ended because a peer sent what it may not (since start).
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalRow {
+    pub peer: String,
+    pub refused: u64,
+    pub last_reason: Option<String>,
 }
 
 /// The box's sync state, as `/v1/status` shows it.
@@ -76,6 +113,19 @@ pub struct Status {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub peers: Vec<PeerStatus>,
+    /// What this box is certified as and what it trusts; `None` when it runs open.
+    pub trust: Option<TrustStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustStatus {
+    pub role: String,
+    pub site: String,
+    pub network: String,
+    /// Unix seconds after which this box's certificate no longer holds.
+    pub certificate_valid_until: i64,
+    pub known_certificates: usize,
+    pub revoked_nodes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +139,8 @@ pub struct PeerStatus {
     pub entries_to_send: u64,
     pub entries_to_receive: u64,
     pub last_error: Option<String>,
+    /// The peer's certified role, once admitted (enrolled boxes only).
+    pub role: Option<String>,
 }
 
 enum Command {
@@ -101,11 +153,22 @@ enum Command {
         key: DocKey,
         reply: oneshot::Sender<Result<Option<Value>, CoreError>>,
     },
+    Preamble {
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     Open {
         peer: NodeId,
         dialed: bool,
+        preamble: Vec<u8>,
         outbox: mpsc::UnboundedSender<Vec<u8>>,
         reply: oneshot::Sender<Result<SessionId, OpenRefused>>,
+    },
+    Revoke {
+        armored: String,
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    Audit {
+        reply: oneshot::Sender<Result<Audit, String>>,
     },
     Frame {
         id: SessionId,
@@ -170,22 +233,43 @@ impl CoreHandle {
             .unwrap_or(false)
     }
 
-    /// Registers a connection to `peer`; its frames to send arrive on `outbox`, starting
-    /// with the Hello. Dropping of the outbox's sender by the core means: close.
+    /// This box's authentication preamble, the first frame of every connection.
+    pub async fn preamble(&self) -> Option<Vec<u8>> {
+        self.ask(|reply| Command::Preamble { reply }).await
+    }
+
+    /// Admits `peer` on its `preamble` and registers the connection; its frames to send
+    /// arrive on `outbox`, starting with the Hello. The core dropping the outbox's sender
+    /// means: close.
     pub async fn open(
         &self,
         peer: NodeId,
         dialed: bool,
+        preamble: Vec<u8>,
         outbox: mpsc::UnboundedSender<Vec<u8>>,
     ) -> Result<SessionId, OpenRefused> {
         self.ask(|reply| Command::Open {
             peer,
             dialed,
+            preamble,
             outbox,
             reply,
         })
         .await
         .unwrap_or(Err(OpenRefused::ShuttingDown))
+    }
+
+    /// Applies an armored revocation list from the operator; returns how many were new.
+    pub async fn revoke(&self, armored: String) -> Result<usize, String> {
+        self.ask(|reply| Command::Revoke { armored, reply })
+            .await
+            .unwrap_or(Err("the box is shutting down".into()))
+    }
+
+    pub async fn audit(&self) -> Result<Audit, String> {
+        self.ask(|reply| Command::Audit { reply })
+            .await
+            .unwrap_or(Err("the box is shutting down".into()))
     }
 
     pub async fn frame(&self, id: SessionId, bytes: Vec<u8>) {
@@ -202,6 +286,8 @@ pub struct CoreConfig {
     pub session: SessionConfig,
     pub max_batch: usize,
     pub configured_peers: Vec<NodeId>,
+    /// The enrolled box's trust; `None` runs open (development).
+    pub trust: Option<TrustHandle>,
 }
 
 /// Starts the core thread. It ends when every handle is dropped.
@@ -226,6 +312,7 @@ pub fn spawn(
         replica,
         store,
         session_config: config.session,
+        trust: config.trust,
         max_batch: config.max_batch,
         sessions: BTreeMap::new(),
         peers,
@@ -246,6 +333,8 @@ struct Slot {
     dialed: bool,
     outbox: mpsc::UnboundedSender<Vec<u8>>,
     opened: Instant,
+    /// When the peer's certificate stops being valid (unix seconds); `None` when open.
+    valid_until: Option<i64>,
 }
 
 /// What the box remembers of a peer across sessions.
@@ -257,6 +346,10 @@ struct PeerRecord {
     bytes_in: u64,
     bytes_out: u64,
     last_error: Option<String>,
+    role: Option<String>,
+    /// Sessions ended because the peer sent entries it may not (since start).
+    refused: u64,
+    last_refusal: Option<String>,
 }
 
 /// Work a batch owes once it is durable.
@@ -278,6 +371,7 @@ struct Core {
     /// The same store as the replica's, kept for flushing.
     store: SledStore,
     session_config: SessionConfig,
+    trust: Option<TrustHandle>,
     max_batch: usize,
     sessions: BTreeMap<SessionId, Slot>,
     peers: BTreeMap<NodeId, PeerRecord>,
@@ -374,20 +468,43 @@ impl Core {
                 deferred.push(Deferred::Put(reply, result));
             }
             Command::Get { key, reply } => {
+                let readable = self
+                    .trust
+                    .as_ref()
+                    .is_none_or(|trust| trust.read().me().may_read(&key.scope));
                 let result = match self.replica.doc(&key) {
+                    _ if !readable => Err(CoreError::ScopeNotReadable {
+                        scope: key.scope.to_string(),
+                    }),
                     Ok(doc) => Ok(doc.map(to_json)),
                     Err(err) => Err(CoreError::Replica(err.to_string())),
                 };
                 deferred.push(Deferred::Get(reply, result));
             }
+            Command::Preamble { reply } => {
+                let preamble = match &self.trust {
+                    Some(trust) => trust.read().preamble(),
+                    None => Preamble::default(),
+                };
+                let _ = reply.send(preamble.encode());
+            }
             Command::Open {
                 peer,
                 dialed,
+                preamble,
                 outbox,
                 reply,
             } => {
-                let result = self.open(peer, dialed, outbox, deferred);
+                let result = self
+                    .admit(peer, &preamble)
+                    .and_then(|admitted| self.open(peer, dialed, admitted, outbox, deferred));
                 let _ = reply.send(result);
+            }
+            Command::Revoke { armored, reply } => {
+                let _ = reply.send(self.revoke(&armored));
+            }
+            Command::Audit { reply } => {
+                let _ = reply.send(self.audit());
             }
             Command::Frame { id, bytes } => self.frame(id, &bytes, deferred),
             Command::Closed { id, reason } => {
@@ -408,6 +525,13 @@ impl Core {
         if self.failed {
             return Err(CoreError::StoreFailed);
         }
+        if let Some(trust) = &self.trust
+            && !trust.read().me().may_write(&key.scope)
+        {
+            return Err(CoreError::ScopeNotWritable {
+                scope: key.scope.to_string(),
+            });
+        }
         let now = Utc::now().timestamp();
         match self.replica.write(key, now, |tx| set_fields(tx, fields)) {
             Ok(receipt) => {
@@ -424,10 +548,123 @@ impl Core {
         }
     }
 
+    /// Decides on a peer's preamble; ends sessions of nodes it reveals as revoked, and
+    /// restarts the others if it taught this box something they should hear of.
+    fn admit(&mut self, peer: NodeId, preamble: &[u8]) -> Result<Admitted, OpenRefused> {
+        let now = Utc::now().timestamp();
+        let result = match &self.trust {
+            None => Preamble::decode(preamble, None).and_then(|p| trust::admit_open(&p)),
+            Some(handle) => {
+                let mut trust = handle.write();
+                let authority = *trust.authority();
+                Preamble::decode(preamble, Some(&authority))
+                    .and_then(|p| trust.admit(&peer, p, now))
+            }
+        };
+        let admitted = result.map_err(|err| {
+            warn!(peer = %peer, cause = %err, "peer refused at authentication");
+            let record = self.peers.entry(peer).or_default();
+            record.last_error = Some(err.to_string());
+            OpenRefused::Untrusted(err.to_string())
+        })?;
+        if let Some(verified) = &admitted.peer {
+            self.peers.entry(peer).or_default().role = Some(verified.role.to_string());
+        }
+        self.on_trust_changed(&admitted.newly_revoked, admitted.learned, Some(peer));
+        Ok(admitted)
+    }
+
+    /// Ends the sessions of `revoked` nodes; if anything was learned, restarts every other
+    /// session but `except`'s, so that their next preambles pass it on. Saves the trust.
+    fn on_trust_changed(&mut self, revoked: &[NodeId], learned: bool, except: Option<NodeId>) {
+        for node in revoked {
+            warn!(peer = %node, "node revoked; its sessions end and its entries are refused");
+        }
+        let ids: Vec<(SessionId, NodeId)> =
+            self.sessions.iter().map(|(id, s)| (*id, s.peer)).collect();
+        for (id, peer) in ids {
+            if revoked.contains(&peer) {
+                self.end(id, "peer revoked".into());
+            } else if learned && Some(peer) != except {
+                self.end(id, "trust updated; reconnecting to pass it on".into());
+            }
+        }
+        if learned && let Some(trust) = &self.trust {
+            let trust = trust.read();
+            let saved = self
+                .store
+                .put_meta(META_REVOCATIONS, &trust.revocations().encode())
+                .and_then(|()| {
+                    self.store
+                        .put_meta(META_CERTIFICATES, &trust.encode_known())
+                });
+            if let Err(err) = saved {
+                error!(cause = %err, "cannot save what this box trusts");
+            }
+        }
+    }
+
+    /// Applies an armored revocation list brought by the operator.
+    fn revoke(&mut self, armored: &str) -> Result<usize, String> {
+        let Some(handle) = self.trust.clone() else {
+            return Err(
+                "this box runs open (development): there is no network to revoke in".into(),
+            );
+        };
+        let newly = {
+            let mut trust = handle.write();
+            let authority = *trust.authority();
+            let list = provisioning::revocation::RevocationList::from_armored(armored, &authority)
+                .or_else(|_| {
+                    provisioning::revocation::Revocation::from_armored(armored).and_then(|r| {
+                        let mut list = provisioning::revocation::RevocationList::new();
+                        list.insert(&authority, r).map(|_| list)
+                    })
+                })
+                .map_err(|err| err.to_string())?;
+            trust
+                .learn_revocations(&list)
+                .map_err(|err| err.to_string())?
+        };
+        info!(revoked = newly.len(), "revocations applied");
+        self.on_trust_changed(&newly, !newly.is_empty(), None);
+        Ok(newly.len())
+    }
+
+    fn audit(&self) -> Result<Audit, String> {
+        let rows = self.store.sent_audit().map_err(|err| err.to_string())?;
+        let describe = |node: &NodeId| self.trust.as_ref().and_then(|t| t.read().describe(node));
+        let sent = rows
+            .into_iter()
+            .map(|(peer, scope, entries)| {
+                let (role, site) = describe(&peer).unzip();
+                AuditRow {
+                    peer: peer.to_string(),
+                    role,
+                    site,
+                    scope: scope.to_string(),
+                    entries,
+                }
+            })
+            .collect();
+        let refused = self
+            .peers
+            .iter()
+            .filter(|(_, record)| record.refused > 0)
+            .map(|(peer, record)| RefusalRow {
+                peer: peer.to_string(),
+                refused: record.refused,
+                last_reason: record.last_refusal.clone(),
+            })
+            .collect();
+        Ok(Audit { sent, refused })
+    }
+
     fn open(
         &mut self,
         peer: NodeId,
         dialed: bool,
+        admitted: Admitted,
         outbox: mpsc::UnboundedSender<Vec<u8>>,
         deferred: &mut Vec<Deferred>,
     ) -> Result<SessionId, OpenRefused> {
@@ -445,7 +682,11 @@ impl Core {
 
         let id = self.next_id;
         self.next_id += 1;
-        let mut session = Session::new(peer, self.session_config.clone());
+        let config = SessionConfig {
+            filter: admitted.filter,
+            ..self.session_config.clone()
+        };
+        let mut session = Session::new(peer, config);
         let hello = session.start(&self.replica);
         let frames = session.encode(vec![hello]);
         self.sessions.insert(
@@ -456,6 +697,7 @@ impl Core {
                 dialed,
                 outbox,
                 opened: Instant::now(),
+                valid_until: admitted.peer.as_ref().map(|p| p.not_after_unix_s),
             },
         );
         self.peers.entry(peer).or_default();
@@ -469,6 +711,14 @@ impl Core {
             return;
         };
         self.bytes_in += bytes.len() as u64;
+        if slot
+            .valid_until
+            .is_some_and(|until| Utc::now().timestamp() > until)
+        {
+            warn!(peer = %slot.peer, "peer's certificate expired; session ends");
+            self.end(id, "peer's certificate expired".into());
+            return;
+        }
         match slot.session.on_frame(&mut self.replica, bytes) {
             Ok(replies) => {
                 if slot.session.in_sync(&self.replica) {
@@ -481,6 +731,11 @@ impl Core {
             }
             Err(err) => {
                 warn!(peer = %slot.peer.short(), session = id, cause = %err, "session refused");
+                if matches!(err, SessionError::NotPermitted { .. }) {
+                    let record = self.peers.entry(slot.peer).or_default();
+                    record.refused += 1;
+                    record.last_refusal = Some(err.to_string());
+                }
                 if !matches!(err, SessionError::RefusedByPeer(_)) {
                     let refuse = Message::Refuse {
                         reason: err.to_string(),
@@ -527,9 +782,14 @@ impl Core {
     }
 
     fn send(&mut self, id: SessionId, frames: Vec<Vec<u8>>) {
-        let Some(slot) = self.sessions.get(&id) else {
+        let Some(slot) = self.sessions.get_mut(&id) else {
             return;
         };
+        for (scope, entries) in slot.session.take_sent() {
+            if let Err(err) = self.store.add_sent(&slot.peer, &scope, entries) {
+                error!(cause = %err, "cannot record what was sent");
+            }
+        }
         for frame in frames {
             self.bytes_out += frame.len() as u64;
             if slot.outbox.send(frame).is_err() {
@@ -575,6 +835,7 @@ impl Core {
                 } else {
                     record.last_error.clone()
                 },
+                role: record.role.clone(),
             });
         }
         Status {
@@ -586,6 +847,24 @@ impl Core {
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             peers,
+            trust: self.trust.as_ref().map(|handle| {
+                let trust = handle.read();
+                let me = trust.me();
+                let mut revoked: Vec<String> = trust
+                    .revocations()
+                    .iter()
+                    .map(|r| r.body().node.to_string())
+                    .collect();
+                revoked.dedup();
+                TrustStatus {
+                    role: me.role.to_string(),
+                    site: me.site.to_string(),
+                    network: me.network.to_string(),
+                    certificate_valid_until: me.not_after_unix_s,
+                    known_certificates: trust.known().count(),
+                    revoked_nodes: revoked,
+                }
+            }),
         }
     }
 }

@@ -6,6 +6,11 @@
 //! | `GET /v1/status`               | node id, peers, last sync, bytes, pending entries   |
 //! | `PUT /v1/docs/{scope}/{id}`    | sets the JSON object's top-level fields; answers once durable |
 //! | `GET /v1/docs/{scope}/{id}`    | the document as JSON, 404 if absent                 |
+//! | `GET /v1/audit`                | entries sent per peer and scope; refusals           |
+//! | `POST /v1/revocations`         | body: an armored revocation (list); applies it      |
+//!
+//! An enrolled box answers 403 (`scope_not_writable`, `scope_not_readable`) for a scope its
+//! certificate does not allow.
 //!
 //! Every error is a JSON object `{"error": code, "message": text}`; client mistakes are 4xx
 //! and not logged as errors, server faults are logged once by the core.
@@ -32,6 +37,8 @@ pub fn router(core: CoreHandle) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/status", get(status))
         .route("/v1/docs/{scope}/{id}", get(get_doc).put(put_doc))
+        .route("/v1/audit", get(audit))
+        .route("/v1/revocations", axum::routing::post(revoke))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(core)
 }
@@ -80,6 +87,12 @@ impl From<CoreError> for ApiError {
                 "unavailable",
                 err.to_string(),
             ),
+            CoreError::ScopeNotWritable { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "scope_not_writable", err.to_string())
+            }
+            CoreError::ScopeNotReadable { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "scope_not_readable", err.to_string())
+            }
             CoreError::Replica(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -154,4 +167,33 @@ async fn put_doc(
         "seq": outcome.seq,
         "durable": true,
     })))
+}
+
+async fn audit(State(core): State<CoreHandle>) -> Result<Json<Value>, ApiError> {
+    let audit = core
+        .audit()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    Ok(Json(serde_json::to_value(audit).unwrap_or(Value::Null)))
+}
+
+async fn revoke(
+    State(core): State<CoreHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
+    })?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_revocation",
+            "body is not UTF-8 text",
+        )
+    })?;
+    let newly = core
+        .revoke(text)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_revocation", e))?;
+    Ok(Json(json!({ "newly_revoked": newly })))
 }

@@ -7,6 +7,8 @@
 //! - [`identity`]: the box's ed25519 key file (its node id and iroh endpoint id).
 //! - [`store`]: the replica's store on sled, behind `crdt_model::Store`.
 //! - [`core`]: the thread that owns the replica and every session; group commit.
+//! - [`trust`]: the enrolled box's certificates and revocations, the authentication
+//!   preamble of every connection, and the gate that refuses entries from non-writers.
 //! - [`transport`]: the iroh endpoint, accepting and dialling, framing, backoff.
 //! - [`http`]: `/healthz`, `/v1/status`, `/v1/docs/{scope}/{id}`.
 //!
@@ -27,10 +29,12 @@
 
 pub mod config;
 pub mod core;
+pub mod enrol;
 pub mod http;
 pub mod identity;
 pub mod store;
 pub mod transport;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,9 +42,12 @@ use std::time::Duration;
 use crdt_model::session::SessionConfig;
 use crdt_model::{NodeId, Replica};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::Config;
+/// The store's owner, in its `meta` tree.
+const META_NODE: &str = "node";
+
+use crate::config::{Config, PeerConfig};
 use crate::core::{CoreConfig, CoreHandle};
 use crate::store::{SledStore, StoreError};
 
@@ -65,6 +72,22 @@ pub enum StartError {
     },
     #[error("cannot start the replica thread: {0}")]
     Thread(std::io::Error),
+    #[error("the store in {} belongs to node {stored}, not to this box's identity {ours}; a store is never reused under another identity", dir.display())]
+    OtherIdentity {
+        dir: std::path::PathBuf,
+        stored: String,
+        ours: NodeId,
+    },
+    #[error("cannot use the bundle: {0}")]
+    Bundle(String),
+}
+
+/// What enrollment gives a box: who it is, what it trusts, and whom to dial.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub identity: crdt_model::Identity,
+    pub trust: trust::Trust,
+    pub peers: Vec<PeerConfig>,
 }
 
 /// A running box.
@@ -80,25 +103,67 @@ pub struct Node {
     core_thread: std::thread::JoinHandle<()>,
 }
 
-/// Opens the store, starts the replica thread, binds the sync endpoint and the HTTP server.
+/// Starts a box from its configuration: enrolled from `config.bundle` when there is one,
+/// open (development) otherwise.
 pub async fn start(config: Config) -> Result<Node, StartError> {
     config.validate()?;
-    let identity = identity::load_or_create(&config.data_dir)?;
+    let enrolment = match &config.bundle {
+        Some(dir) => Some(enrol::load(dir, chrono::Utc::now().timestamp())?),
+        None => None,
+    };
+    start_with(config, enrolment).await
+}
+
+/// Opens the store, starts the replica thread, binds the sync endpoint and the HTTP server.
+pub async fn start_with(
+    mut config: Config,
+    enrolment: Option<Enrolment>,
+) -> Result<Node, StartError> {
+    config.validate()?;
+    let (identity, trust) = match enrolment {
+        Some(enrolment) => {
+            for peer in enrolment.peers {
+                if !config.sync.peers.iter().any(|p| p.id == peer.id) {
+                    config.sync.peers.push(peer);
+                }
+            }
+            (enrolment.identity, Some(enrolment.trust))
+        }
+        None => (identity::load_or_create(&config.data_dir)?, None),
+    };
     let node_id = identity.node_id();
     let secret = identity.secret_bytes();
     let store_dir = config.data_dir.join("store");
     let store = SledStore::open(&store_dir, config.store.cache_bytes)?;
+    claim_store(&store, &store_dir, node_id)?;
     let replica = Replica::open(identity, store.clone(), config.store.cache_docs)?;
     info!(node = %node_id.short(), feeds = replica.heads().len(), "store opened");
 
+    let trust = trust
+        .map(|trust| restore_trust(trust, &store))
+        .map(trust::TrustHandle::new);
+    match &trust {
+        Some(handle) => {
+            let trust = handle.read();
+            let me = trust.me();
+            info!(role = %me.role, site = %me.site, known = trust.known().count(), revoked = trust.revocations().len(), "enrolled");
+        }
+        None => warn!(
+            "no bundle: this box runs open (development only); it syncs with open boxes and refuses enrolled ones"
+        ),
+    }
     let session = SessionConfig {
         round_budget_bytes: config.sync.round_budget_bytes,
+        gate: trust
+            .clone()
+            .map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn crdt_model::session::FeedGate>),
         ..SessionConfig::default()
     };
     let core_config = CoreConfig {
         session,
         max_batch: config.store.group_commit_max_writes,
         configured_peers: config.sync.peers.iter().map(|p| p.id).collect(),
+        trust,
     };
     let (core, core_thread) =
         core::spawn(replica, store, core_config).map_err(StartError::Thread)?;
@@ -156,6 +221,39 @@ pub async fn start(config: Config) -> Result<Node, StartError> {
         http_stop,
         core_thread,
     })
+}
+
+/// Marks the store as this node's, or refuses a store that belongs to another identity.
+fn claim_store(store: &SledStore, dir: &std::path::Path, node: NodeId) -> Result<(), StartError> {
+    match store.get_meta(META_NODE)? {
+        None => {
+            store.put_meta(META_NODE, node.as_bytes())?;
+            store.flush()?;
+            Ok(())
+        }
+        Some(stored) if stored.as_slice() == node.as_bytes() => Ok(()),
+        Some(stored) => Err(StartError::OtherIdentity {
+            dir: dir.to_owned(),
+            stored: hex::encode(stored),
+            ours: node,
+        }),
+    }
+}
+
+/// Adds what earlier sessions taught the box (certificates, revocations) to the bundle's.
+fn restore_trust(mut trust: trust::Trust, store: &SledStore) -> trust::Trust {
+    let now = chrono::Utc::now().timestamp();
+    if let Ok(Some(bytes)) = store.get_meta(core::META_REVOCATIONS)
+        && let Ok(list) =
+            provisioning::revocation::RevocationList::decode(&bytes, trust.authority())
+        && let Err(err) = trust.learn_revocations(&list)
+    {
+        warn!(cause = %err, "stored revocations do not verify; ignored");
+    }
+    if let Ok(Some(bytes)) = store.get_meta(core::META_CERTIFICATES) {
+        trust.restore_known(&bytes, now);
+    }
+    trust
 }
 
 impl Node {

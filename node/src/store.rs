@@ -10,6 +10,13 @@
 //!
 //! All keys live in one tree so that a [`WriteBatch`] becomes one `sled::Batch`, which sled
 //! applies atomically. Durability is separate: [`SledStore::flush`] fsyncs.
+//!
+//! Beside the replica's tree, two small trees hold what the node itself keeps:
+//!
+//! | tree    | key                          | value                                        |
+//! | ------- | ---------------------------- | -------------------------------------------- |
+//! | `meta`  | a name (`node`, `trust/...`) | bytes owned by the module that named it      |
+//! | `audit` | peer(32) scope               | entries of that scope ever sent to the peer (8BE) |
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +49,8 @@ pub enum StoreError {
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    meta: sled::Tree,
+    audit: sled::Tree,
 }
 
 impl SledStore {
@@ -70,7 +79,56 @@ impl SledStore {
                 });
             }
         }
-        Ok(Self { db, tree })
+        let meta = db.open_tree("meta")?;
+        let audit = db.open_tree("audit")?;
+        Ok(Self {
+            db,
+            tree,
+            meta,
+            audit,
+        })
+    }
+
+    pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets `name`; durable at the next flush.
+    pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(name, value)?;
+        Ok(())
+    }
+
+    /// Adds `entries` to the count of `scope` entries sent to `peer`.
+    pub fn add_sent(&self, peer: &NodeId, scope: &Scope, entries: u64) -> Result<(), StoreError> {
+        let mut key = peer.as_bytes().to_vec();
+        key.extend_from_slice(scope.as_str().as_bytes());
+        self.audit.fetch_and_update(key, |old| {
+            let held = old
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, u64::from_be_bytes);
+            Some(held.saturating_add(entries).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    /// Every (peer, scope, entries sent) ever recorded, in key order.
+    pub fn sent_audit(&self) -> Result<Vec<(NodeId, Scope, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.audit.iter() {
+            let (key, value) = item?;
+            let corrupt = || StoreError::Corrupt { prefix: 'a' };
+            let peer: [u8; 32] = key
+                .get(..32)
+                .ok_or_else(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt())?;
+            let scope = std::str::from_utf8(&key[32..]).map_err(|_| corrupt())?;
+            let scope = Scope::new(scope).map_err(|_| corrupt())?;
+            let count: [u8; 8] = value.as_ref().try_into().map_err(|_| corrupt())?;
+            out.push((NodeId::from_bytes(peer), scope, u64::from_be_bytes(count)));
+        }
+        Ok(out)
     }
 
     /// Makes everything committed so far durable (fsync). Returns the bytes flushed.

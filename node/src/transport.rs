@@ -18,7 +18,7 @@ use iroh::{Endpoint, EndpointAddr, PublicKey, SecretKey, TransportAddr};
 use tokio::sync::mpsc;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
-use crate::core::CoreHandle;
+use crate::core::{CoreHandle, OpenRefused};
 
 /// The sync protocol's ALPN.
 pub const ALPN: &[u8] = b"culao/sync/1";
@@ -27,6 +27,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+/// A peer that has not sent its preamble by then is not a culao box worth waiting for.
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -148,9 +150,23 @@ async fn run_session(
     send: SendStream,
     mut recv: RecvStream,
 ) {
+    let mut send = send;
+    let theirs = match exchange_preambles(core, &mut send, &mut recv).await {
+        Ok(theirs) => theirs,
+        Err(reason) => {
+            debug!(%reason, "no preamble; connection closed");
+            connection.close(0u32.into(), b"no preamble");
+            return;
+        }
+    };
     let (outbox, frames) = mpsc::unbounded_channel();
-    let id = match core.open(peer, dialed, outbox).await {
+    let id = match core.open(peer, dialed, theirs, outbox).await {
         Ok(id) => id,
+        Err(refused @ OpenRefused::Untrusted(_)) => {
+            connection.close(1u32.into(), b"not admitted");
+            debug!(reason = %refused, "connection refused");
+            return;
+        }
         Err(refused) => {
             debug!(reason = %refused, "connection not used");
             connection.close(0u32.into(), b"duplicate");
@@ -174,6 +190,28 @@ async fn run_session(
     let _ = writer.await;
     connection.close(0u32.into(), b"bye");
     debug!(session = id, %reason, "disconnected");
+}
+
+/// Sends this box's preamble and reads the peer's (see [`crate::trust`]).
+async fn exchange_preambles(
+    core: &CoreHandle,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+) -> Result<Vec<u8>, String> {
+    let mine = core.preamble().await.ok_or("the box is shutting down")?;
+    let len = (mine.len() as u32).to_be_bytes();
+    send.write_all(&len)
+        .await
+        .map_err(|err| format!("write failed: {err}"))?;
+    send.write_all(&mine)
+        .await
+        .map_err(|err| format!("write failed: {err}"))?;
+    match tokio::time::timeout(PREAMBLE_TIMEOUT, read_frame(recv)).await {
+        Ok(Ok(Some(theirs))) => Ok(theirs),
+        Ok(Ok(None)) => Err("peer closed before its preamble".into()),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err("peer sent no preamble in time".into()),
+    }
 }
 
 async fn write_frames(mut send: SendStream, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {

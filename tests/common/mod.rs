@@ -26,11 +26,23 @@ pub struct Culao {
     pub http: SocketAddr,
     pub sync: SocketAddr,
     peers: Vec<String>,
+    extra: Vec<String>,
 }
 
 impl Culao {
     /// Starts a box in `dir` with the given peers; `sync` port 0 picks a free one.
     pub fn start(dir: &Path, sync_port: u16, peers: &[String]) -> Self {
+        Self::start_with(dir, sync_port, peers, &[])
+    }
+
+    /// Starts an enrolled box from `bundle`, data in `dir`, sync on `sync_port`.
+    pub fn start_enrolled(dir: &Path, sync_port: u16, bundle: &Path) -> Self {
+        let bundle = bundle.display().to_string();
+        Self::start_with(dir, sync_port, &[], &["--bundle".to_owned(), bundle])
+    }
+
+    /// Starts a box with `extra` arguments to `culao up`.
+    pub fn start_with(dir: &Path, sync_port: u16, peers: &[String], extra: &[String]) -> Self {
         let mut command = Command::new(BIN);
         command
             .arg("up")
@@ -49,6 +61,7 @@ impl Culao {
         for peer in peers {
             command.args(["--peer", peer]);
         }
+        command.args(extra);
         let mut child = command.spawn().expect("culao starts");
         let stdout = child.stdout.take().expect("stdout is piped");
 
@@ -94,6 +107,7 @@ impl Culao {
             http,
             sync,
             peers: peers.to_vec(),
+            extra: extra.to_vec(),
         }
     }
 
@@ -115,7 +129,12 @@ impl Culao {
 
     /// Starts the same box again: same data, same sync port, same peers.
     pub fn restart(&mut self) {
-        let again = Culao::start(&self.dir.clone(), self.sync.port(), &self.peers.clone());
+        let again = Culao::start_with(
+            &self.dir.clone(),
+            self.sync.port(),
+            &self.peers,
+            &self.extra,
+        );
         *self = again;
     }
 
@@ -125,6 +144,22 @@ impl Culao {
 
     pub fn get(&self, scope: &str, id: &str) -> (u16, String) {
         http(self.http, "GET", &format!("/v1/docs/{scope}/{id}"), "")
+    }
+
+    pub fn audit(&self) -> serde_json::Value {
+        let (code, body) = http(self.http, "GET", "/v1/audit", "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("audit is JSON")
+    }
+
+    /// The status entry of peer `node_id`, if this box has heard of it.
+    pub fn peer_status(&self, node_id: &str) -> Option<serde_json::Value> {
+        let status = self.status();
+        status["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["node_id"] == node_id)
+            .cloned()
     }
 
     pub fn status(&self) -> serde_json::Value {
@@ -205,4 +240,105 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 /// A document id made from a number.
 pub fn doc_id(n: u64) -> String {
     format!("{n:032x}")
+}
+
+/// A network made with the real CLI (`culao network init`), in a directory of the test's.
+pub struct Network {
+    pub dir: PathBuf,
+    pub passphrase_file: PathBuf,
+}
+
+impl Network {
+    pub fn init(root: &Path, name: &str) -> Self {
+        let passphrase_file = root.join(format!("{name}.passphrase"));
+        std::fs::write(&passphrase_file, "a long test passphrase\n").expect("passphrase file");
+        let dir = root.join(format!("{name}-network"));
+        run_cli(&[
+            "network",
+            "init",
+            "--dir",
+            &dir.display().to_string(),
+            "--name",
+            name,
+            "--passphrase-file",
+            &passphrase_file.display().to_string(),
+        ]);
+        Self {
+            dir,
+            passphrase_file,
+        }
+    }
+
+    /// `culao provision node`; returns the bundle's directory and the node id it printed.
+    pub fn provision(
+        &self,
+        root: &Path,
+        role: &str,
+        site: &str,
+        listen: Option<u16>,
+        peers: &[String],
+    ) -> (PathBuf, String) {
+        let out = root.join(format!("{site}-bundle"));
+        let mut args = vec![
+            "provision".to_owned(),
+            "node".to_owned(),
+            "--network".to_owned(),
+            self.dir.display().to_string(),
+            "--role".to_owned(),
+            role.to_owned(),
+            "--site".to_owned(),
+            site.to_owned(),
+            "--out".to_owned(),
+            out.display().to_string(),
+            "--passphrase-file".to_owned(),
+            self.passphrase_file.display().to_string(),
+        ];
+        if let Some(port) = listen {
+            args.push("--listen".to_owned());
+            args.push(format!("127.0.0.1:{port}"));
+        }
+        for peer in peers {
+            args.push("--peer".to_owned());
+            args.push(peer.clone());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stdout = run_cli(&refs);
+        let node_id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("node id").map(|v| v.trim().to_owned()))
+            .expect("provision prints the node id");
+        (out, node_id)
+    }
+
+    /// `culao provision revoke`; returns the armored revocation list it printed.
+    pub fn revoke(&self, node_id: &str) -> String {
+        run_cli(&[
+            "provision",
+            "revoke",
+            "--network",
+            &self.dir.display().to_string(),
+            node_id,
+            "--passphrase-file",
+            &self.passphrase_file.display().to_string(),
+        ])
+    }
+}
+
+/// Runs the CLI to completion; panics with its stderr if it fails. Returns stdout.
+pub fn run_cli(args: &[&str]) -> String {
+    let output = Command::new(BIN).args(args).output().expect("culao runs");
+    assert!(
+        output.status.success(),
+        "culao {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// A UDP port free on loopback right now (for addresses that go into bundles).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
