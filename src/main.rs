@@ -130,6 +130,9 @@ struct UpArgs {
     /// HTTP listen address, e.g. 127.0.0.1:7070 (port 0 picks a free one).
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Also serve the API over HTTPS here, with the bundle's TLS certificate.
+    #[arg(long)]
+    https: Option<SocketAddr>,
     /// Sync (QUIC, UDP) listen address, e.g. 0.0.0.0:7071.
     #[arg(long)]
     sync: Option<SocketAddr>,
@@ -243,6 +246,9 @@ fn config_from(args: UpArgs) -> anyhow::Result<Config> {
     if let Some(http) = args.http {
         config.http.listen = http;
     }
+    if let Some(https) = args.https {
+        config.http.tls_listen = Some(https);
+    }
     if let Some(sync) = args.sync {
         config.sync.listen = sync;
     }
@@ -277,6 +283,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "node id  {}", node.node_id)?;
         writeln!(out, "http     http://{}", node.http_addr)?;
+        if let Some(addr) = node.https_addr {
+            writeln!(out, "https    https://{addr}")?;
+        }
         for addr in &node.sync_addrs {
             writeln!(out, "sync     {addr}")?;
         }

@@ -57,7 +57,17 @@ fn health_reaches_the_hub_and_never_the_resort() {
     let (commune_bundle, _) = network.provision(root, "commune", "tam-thanh", None, &peers);
     let (resort_bundle, resort_id) = network.provision(root, "resort", "resort-1", None, &peers);
 
-    let hub = Culao::start_enrolled(&root.join("hub"), hub_port, &hub_bundle);
+    let hub = Culao::start_with(
+        &root.join("hub"),
+        hub_port,
+        &[],
+        &[
+            "--bundle".to_owned(),
+            hub_bundle.display().to_string(),
+            "--https".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ],
+    );
     let clinic = Culao::start_enrolled(&root.join("clinic"), 0, &clinic_bundle);
     let commune = Culao::start_enrolled(&root.join("commune"), 0, &commune_bundle);
     let mut resort = Culao::start_enrolled(&root.join("resort"), 0, &resort_bundle);
@@ -120,6 +130,18 @@ fn health_reaches_the_hub_and_never_the_resort() {
         );
     }
     resort.stop();
+
+    // The hub's API over HTTPS, with the certificate from its bundle: a client trusting the
+    // network's CA gets in; one trusting another network's CA does not.
+    let https = hub.https.expect("the hub serves HTTPS");
+    let ca = std::fs::read_to_string(hub_bundle.join("tls/ca.pem")).unwrap();
+    let (code, body) = common::https_get(https, &ca, &format!("/v1/docs/health/{}", doc_id(0)))
+        .expect("TLS with the network's CA");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("penicillin"), "{body}");
+    let elsewhere = Network::init(root, "elsewhere");
+    let other_ca = std::fs::read_to_string(elsewhere.dir.join("tls-ca.pem")).unwrap();
+    assert!(common::https_get(https, &other_ca, "/healthz").is_err());
     assert_eq!(stored_keys_of_scope(&resort.dir, "health"), 0);
     assert!(stored_keys_of_scope(&resort.dir, "cards") > 0);
 }

@@ -24,6 +24,9 @@ data_dir = "./culao-data"
 [http]
 # Address of the HTTP API (/healthz, /v1/status, /v1/docs/...).
 listen = "127.0.0.1:7070"
+# Also serve the API over HTTPS here, with the bundle's TLS certificate (clients trust the
+# network's tls/ca.pem). Needs a bundle. Off by default.
+# tls_listen = "0.0.0.0:7443"
 
 [sync]
 # UDP address of the iroh (QUIC) endpoint that speaks the sync protocol.
@@ -89,6 +92,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -134,6 +138,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            tls_listen: None,
         }
     }
 }

@@ -34,5 +34,6 @@ pub fn load(dir: &Path, now_unix_s: i64) -> Result<Enrolment, StartError> {
         identity: bundle.identity,
         trust,
         peers,
+        tls: Some(bundle.tls),
     })
 }

@@ -10,7 +10,9 @@
 //! - [`trust`]: the enrolled box's certificates and revocations, the authentication
 //!   preamble of every connection, and the gate that refuses entries from non-writers.
 //! - [`transport`]: the iroh endpoint, accepting and dialling, framing, backoff.
-//! - [`http`]: `/healthz`, `/v1/status`, `/v1/docs/{scope}/{id}`.
+//! - [`http`]: `/healthz`, `/v1/status`, `/v1/docs/{scope}/{id}`, `/v1/audit`,
+//!   `/v1/revocations`.
+//! - [`https`]: the same API over TLS with the bundle's certificate.
 //!
 //! # Durability
 //!
@@ -31,6 +33,7 @@ pub mod config;
 pub mod core;
 pub mod enrol;
 pub mod http;
+pub mod https;
 pub mod identity;
 pub mod store;
 pub mod transport;
@@ -80,6 +83,10 @@ pub enum StartError {
     },
     #[error("cannot use the bundle: {0}")]
     Bundle(String),
+    #[error("HTTPS on {addr} needs the TLS certificate of an enrollment bundle (--bundle)")]
+    HttpsWithoutBundle { addr: SocketAddr },
+    #[error(transparent)]
+    Https(#[from] https::HttpsError),
 }
 
 /// What enrollment gives a box: who it is, what it trusts, and whom to dial.
@@ -88,6 +95,8 @@ pub struct Enrolment {
     pub identity: crdt_model::Identity,
     pub trust: trust::Trust,
     pub peers: Vec<PeerConfig>,
+    /// The box's TLS certificate and key (PEM), for HTTPS.
+    pub tls: Option<provisioning::tls::TlsCertificate>,
 }
 
 /// A running box.
@@ -95,11 +104,13 @@ pub struct Enrolment {
 pub struct Node {
     pub node_id: NodeId,
     pub http_addr: SocketAddr,
+    /// The HTTPS address, when the box serves its API over TLS too.
+    pub https_addr: Option<SocketAddr>,
     pub sync_addrs: Vec<SocketAddr>,
     core: CoreHandle,
     endpoint: iroh::Endpoint,
-    http: JoinHandle<()>,
-    http_stop: tokio::sync::oneshot::Sender<()>,
+    servers: Vec<JoinHandle<()>>,
+    http_stop: tokio::sync::watch::Sender<()>,
     core_thread: std::thread::JoinHandle<()>,
 }
 
@@ -120,16 +131,16 @@ pub async fn start_with(
     enrolment: Option<Enrolment>,
 ) -> Result<Node, StartError> {
     config.validate()?;
-    let (identity, trust) = match enrolment {
+    let (identity, trust, tls) = match enrolment {
         Some(enrolment) => {
             for peer in enrolment.peers {
                 if !config.sync.peers.iter().any(|p| p.id == peer.id) {
                     config.sync.peers.push(peer);
                 }
             }
-            (enrolment.identity, Some(enrolment.trust))
+            (enrolment.identity, Some(enrolment.trust), enrolment.tls)
         }
-        None => (identity::load_or_create(&config.data_dir)?, None),
+        None => (identity::load_or_create(&config.data_dir)?, None, None),
     };
     let node_id = identity.node_id();
     let secret = identity.secret_bytes();
@@ -199,25 +210,51 @@ pub async fn start_with(
             addr: config.http.listen,
             source,
         })?;
-    let (http_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (http_stop, stopped) = tokio::sync::watch::channel(());
     let app = http::router(core.clone());
-    let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
+    let mut stop = stopped.clone();
+    let mut servers = vec![tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
         });
         if let Err(err) = serve.await {
             tracing::error!(cause = %err, "HTTP server failed");
         }
-    });
-    info!(node = %node_id.short(), http = %http_addr, "box up");
+    })];
+    let https_addr = match (config.http.tls_listen, tls) {
+        (None, _) => None,
+        (Some(addr), None) => return Err(StartError::HttpsWithoutBundle { addr }),
+        (Some(addr), Some(tls)) => {
+            let tls_config = https::server_config(&tls.cert_pem, &tls.key_pem)?;
+            let bind_err = |source| StartError::HttpBind { addr, source };
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(bind_err)?;
+            let listener = https::TlsListener::new(tcp, tls_config).map_err(bind_err)?;
+            let bound = axum::serve::Listener::local_addr(&listener).map_err(bind_err)?;
+            let app = http::router(core.clone());
+            let mut stop = stopped.clone();
+            servers.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                });
+                if let Err(err) = serve.await {
+                    tracing::error!(cause = %err, "HTTPS server failed");
+                }
+            }));
+            Some(bound)
+        }
+    };
+    info!(node = %node_id.short(), http = %http_addr, https = ?https_addr, "box up");
 
     Ok(Node {
         node_id,
         http_addr,
+        https_addr,
         sync_addrs: endpoint.bound_sockets(),
         core,
         endpoint,
-        http,
+        servers,
         http_stop,
         core_thread,
     })
@@ -264,7 +301,9 @@ impl Node {
     /// Stops the box in order; returns once the store is flushed.
     pub async fn shutdown(self) {
         let _ = self.http_stop.send(());
-        let _ = self.http.await;
+        for server in self.servers {
+            let _ = server.await;
+        }
         self.endpoint.close().await;
         drop(self.core);
         // Every other handle lives in tasks that end with the endpoint and the server.

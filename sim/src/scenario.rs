@@ -238,6 +238,9 @@ pub struct Workload {
     /// Rooms per resort.
     #[serde(default = "default_rooms")]
     pub rooms_per_resort: u32,
+    /// Guests registered at a resort's front desk (lodging registration).
+    #[serde(default)]
+    pub lodging_check_ins_per_h: f64,
     #[serde(default)]
     pub clinic_visits_per_h: f64,
     #[serde(default)]
@@ -258,6 +261,7 @@ impl Default for Workload {
             booking_requests_per_h: 0.0,
             booking_answer_every_min: default_answer_min(),
             rooms_per_resort: default_rooms(),
+            lodging_check_ins_per_h: 0.0,
             clinic_visits_per_h: 0.0,
             announcements_per_h: 0.0,
             sports_results_per_h: 0.0,
@@ -466,6 +470,10 @@ impl Scenario {
             ("workload.payments_per_h", w.payments_per_h),
             ("workload.booking_requests_per_h", w.booking_requests_per_h),
             ("workload.clinic_visits_per_h", w.clinic_visits_per_h),
+            (
+                "workload.lodging_check_ins_per_h",
+                w.lodging_check_ins_per_h,
+            ),
             ("workload.announcements_per_h", w.announcements_per_h),
             ("workload.sports_results_per_h", w.sports_results_per_h),
         ] {

@@ -9,22 +9,20 @@
 //! (`bookings`), per patient (`health`), per announcement (`radio`), per fixture (`sports`).
 //! Small documents keep each edit cheap; the rules that need several records together
 //! (overlapping bookings of a resort, a pass's uses) find them in one document.
+//!
+//! This module holds the schedule and the dispatch; `ticketing` the passes, gates and
+//! double uses; `island` the rest of the day.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use chrono::{Duration, NaiveDate};
-use crdt_model::records::bookings::{self, Booking, ResourceKind};
-use crdt_model::records::health::Encounter;
-use crdt_model::records::radio::{self, Announcement, Priority};
-use crdt_model::records::sports::{self, Fixture, ResultEntry, Score};
-use crdt_model::records::store;
-use crdt_model::records::tickets::{self, Entitlement, EntitlementKind, Holder, Pass};
-use crdt_model::records::values::{
-    DateRange, IdCard, IdDocument, NodeRef, PersonName, RecordId, Text, Timestamp, Vnd,
-};
-use crdt_model::records::wallet::{self, Payment, Purpose, TopUp, TopUpMethod, Wallet};
+use chrono::NaiveDate;
+use crdt_model::records::values::{NodeRef, RecordId, Text, Timestamp, Vnd};
+use crdt_model::records::wallet::{self, TopUp, TopUpMethod, Wallet};
 use crdt_model::{DocId, DocKey, Scope};
 use provisioning::policy::Role;
+
+mod island;
+mod ticketing;
 
 use crate::SimError;
 use crate::world::{Event, HOUR, Micros, SECOND, World, hours};
@@ -47,6 +45,7 @@ pub(crate) enum Work {
     DoubleUse,
     Payment,
     BookingRequest,
+    CheckIn,
     BookingAnswers {
         resort: usize,
     },
@@ -80,6 +79,8 @@ pub(crate) struct WorkState {
     pub wallet_ids: Vec<RecordId>,
     /// (resort box, its bookings document).
     pub resort_docs: Vec<(usize, DocKey)>,
+    /// (resort box, its lodging document: establishment, rooms, registrations).
+    lodging_docs: Vec<(usize, DocKey)>,
     next_id: u64,
 }
 
@@ -165,6 +166,9 @@ impl World {
             }
         }
         for resort in self.boxes_with(&[Role::Resort]) {
+            if w.lodging_check_ins_per_h > 0.0 {
+                self.open_establishment(resort)?;
+            }
             let key = doc_key("bookings", &self.boxes[resort].name)?;
             self.work.resort_docs.push((resort, key));
             let every = (w.booking_answer_every_min * 60.0 * SECOND as f64) as Micros;
@@ -204,6 +208,7 @@ impl World {
         self.schedule_poisson(Work::Payment, w.payments_per_h);
         self.schedule_poisson(Work::BookingRequest, w.booking_requests_per_h);
         self.schedule_poisson(Work::ClinicVisit, w.clinic_visits_per_h);
+        self.schedule_poisson(Work::CheckIn, w.lodging_check_ins_per_h);
         self.schedule_poisson(Work::Announcement, w.announcements_per_h);
         self.schedule_poisson(Work::Fixture, w.sports_results_per_h);
         Ok(())
@@ -279,6 +284,10 @@ impl World {
                     Event::Work(Work::BookingAnswers { resort }),
                 );
             }
+            Work::CheckIn => {
+                self.check_in()?;
+                self.schedule_poisson(Work::CheckIn, w.lodging_check_ins_per_h);
+            }
             Work::ClinicVisit => {
                 self.clinic_visit()?;
                 self.schedule_poisson(Work::ClinicVisit, w.clinic_visits_per_h);
@@ -292,483 +301,6 @@ impl World {
                 self.schedule_poisson(Work::Fixture, w.sports_results_per_h);
             }
             Work::Result { at_box, fixture } => self.result(at_box, fixture)?,
-        }
-        Ok(())
-    }
-
-    fn port(&self) -> Option<usize> {
-        self.boxes_with(&[Role::Port]).into_iter().next()
-    }
-
-    fn new_pass(
-        &mut self,
-        id: &RecordId,
-        issuer: &NodeRef,
-        entitlements: Vec<(&str, EntitlementKind, NodeRef)>,
-    ) -> Result<Pass, SimError> {
-        let from = self.timestamp(-HOUR_MS)?;
-        let until = self.timestamp(30 * 24 * HOUR_MS)?;
-        let mut map = BTreeMap::new();
-        for (name, kind, right) in entitlements {
-            let e = Entitlement::new(kind, from, until, 1, right).map_err(internal)?;
-            map.insert(rid(name)?, e);
-        }
-        let document = IdCard::new("document", "060190001234").map_err(internal)?;
-        Ok(Pass {
-            id: id.clone(),
-            holder: Holder {
-                name: PersonName::new("name", "Nguyễn Thị Hoa").map_err(internal)?,
-                document: IdDocument::Citizen(document),
-                phone: None,
-                resident: false,
-            },
-            issuer: issuer.clone(),
-            sold_at: self.timestamp(0)?,
-            price: Vnd::new("price", 350_000).map_err(internal)?,
-            entitlements: map,
-            transferred_at: None,
-        })
-    }
-
-    /// A pass sold at a mainland counter, checked at the island port's gate on arrival.
-    fn hub_sale(&mut self, sailing: usize) -> Result<(), SimError> {
-        let (Some(port), Some(hub)) = (self.port(), self.boxes_with(&[Role::Hub]).first().copied())
-        else {
-            return Ok(());
-        };
-        if !self.boxes[hub].up {
-            self.metrics.count("sale_box_down");
-            return Ok(());
-        }
-        let name = self.fresh("ve");
-        let id = rid(&name)?;
-        let key = doc_key("tickets", &name)?;
-        let seller = self.node_of(hub)?;
-        let right = self.node_of(port)?;
-        let pass = self.new_pass(
-            &id,
-            &seller,
-            vec![("vao", EntitlementKind::PortEntry, right)],
-        )?;
-        match self.edit(hub, &key, |doc| tickets::sell(doc, &pass, &seller))? {
-            Ok(()) => {
-                self.metrics.count("mainland_sales");
-                let index = self.work.passes.len();
-                self.work.passes.push(PassInfo {
-                    id,
-                    key,
-                    delegate: None,
-                });
-                self.work.sailings[sailing].push(index);
-            }
-            Err(_) => self.metrics.count("mainland_sales_refused"),
-        }
-        Ok(())
-    }
-
-    /// The ferry arrives: passengers reach the port's gate from a minute after docking, one
-    /// every three seconds (ASSUMPTION: one gate lane).
-    fn arrival(&mut self, sailing: usize) {
-        let passengers = self.work.sailings[sailing].clone();
-        for (n, pass) in passengers.into_iter().enumerate() {
-            let at = self.now + 60 * SECOND + 3 * SECOND * n as Micros;
-            self.schedule(at, Event::Work(Work::Gate { pass }));
-        }
-    }
-
-    /// The port's gate checks one passenger's pass.
-    fn gate(&mut self, index: usize) -> Result<(), SimError> {
-        let Some(port) = self.port() else {
-            return Ok(());
-        };
-        if !self.boxes[port].up {
-            self.metrics.count("gate_box_down");
-            return Ok(());
-        }
-        let (pass_id, key) = {
-            let p = &self.work.passes[index];
-            (p.id.clone(), p.key.clone())
-        };
-        let redemption = tickets::Redemption {
-            node: self.node_of(port)?,
-            gate: rid("cong-1")?,
-            by: rid("may-quet-1")?,
-            at: self.timestamp(0)?,
-        };
-        let use_id = RecordId::derived("use", &[pass_id.as_str(), "vao"]);
-        let vao = rid("vao")?;
-        match self.edit(port, &key, |doc| {
-            tickets::redeem(doc, &pass_id, &vao, &use_id, &redemption)
-        })? {
-            Ok(()) => self.metrics.count("gate_checks"),
-            Err(_) => self.metrics.count("gate_pass_not_yet_arrived"),
-        }
-        Ok(())
-    }
-
-    /// A pass sold at the port's counter: port exit, and an attraction entry whose right
-    /// the port delegates to the attraction's box.
-    fn island_sale(&mut self) -> Result<(), SimError> {
-        let Some(port) = self.port() else {
-            return Ok(());
-        };
-        let attractions = self.boxes_with(&[Role::Commune, Role::Resort]);
-        if !self.boxes[port].up || attractions.is_empty() {
-            self.metrics.count("sale_box_down");
-            return Ok(());
-        }
-        let Some(&delegate) = self.work_rng.pick(&attractions) else {
-            return Ok(());
-        };
-        let name = self.fresh("ve");
-        let id = rid(&name)?;
-        let key = doc_key("tickets", &name)?;
-        let port_ref = self.node_of(port)?;
-        let delegate_ref = self.node_of(delegate)?;
-        let attraction = EntitlementKind::AttractionEntry {
-            attraction: rid(&format!("diem-{}", self.boxes[delegate].name))?,
-        };
-        let pass = self.new_pass(
-            &id,
-            &port_ref,
-            vec![
-                ("ra", EntitlementKind::PortExit, port_ref.clone()),
-                ("tham-quan", attraction, port_ref.clone()),
-            ],
-        )?;
-        let visit = rid("tham-quan")?;
-        let outcome = self.edit(port, &key, |doc| {
-            tickets::sell(doc, &pass, &port_ref)?;
-            tickets::delegate(doc, &pass.id, &visit, &port_ref, Some(&delegate_ref))
-        })?;
-        match outcome {
-            Ok(()) => {
-                self.metrics.count("island_sales");
-                let index = self.work.passes.len();
-                self.work.passes.push(PassInfo {
-                    id,
-                    key,
-                    delegate: Some(delegate),
-                });
-                self.work.open_visits.push(index);
-            }
-            Err(_) => self.metrics.count("island_sales_refused"),
-        }
-        Ok(())
-    }
-
-    fn redeem_visit(
-        &mut self,
-        at_box: usize,
-        index: usize,
-    ) -> Result<Result<(), String>, SimError> {
-        let (pass_id, key) = {
-            let p = &self.work.passes[index];
-            (p.id.clone(), p.key.clone())
-        };
-        let redemption = tickets::Redemption {
-            node: self.node_of(at_box)?,
-            gate: rid("cong-chinh")?,
-            by: rid("nhan-vien-1")?,
-            at: self.timestamp(0)?,
-        };
-        let use_id = RecordId::derived("use", &[pass_id.as_str(), &self.boxes[at_box].name]);
-        let visit = rid("tham-quan")?;
-        self.edit(at_box, &key, |doc| {
-            tickets::redeem(doc, &pass_id, &visit, &use_id, &redemption)
-        })
-    }
-
-    /// A visitor shows the pass at the attraction the right was delegated to.
-    fn visit(&mut self) -> Result<(), SimError> {
-        if self.work.open_visits.is_empty() {
-            return Ok(());
-        }
-        let slot = self.work_rng.below(self.work.open_visits.len());
-        let index = self.work.open_visits[slot];
-        let Some(at_box) = self.work.passes[index].delegate else {
-            return Ok(());
-        };
-        if !self.boxes[at_box].up {
-            self.metrics.count("visit_box_down");
-            return Ok(());
-        }
-        match self.redeem_visit(at_box, index)? {
-            Ok(()) => {
-                self.work.open_visits.swap_remove(slot);
-                self.metrics.count("attraction_visits");
-            }
-            // The pass or its delegation has not reached the attraction yet: the visitor is
-            // turned away and may come back.
-            Err(_) => self.metrics.count("visit_pass_not_yet_arrived"),
-        }
-        Ok(())
-    }
-
-    /// The port takes a delegated right back and uses it, while the delegate, which has not
-    /// heard of the take-back, uses it too: the double use the records must surface.
-    fn double_use(&mut self) -> Result<(), SimError> {
-        let Some(port) = self.port() else {
-            return Ok(());
-        };
-        if !self.boxes[port].up {
-            self.metrics.count("double_use_skipped");
-            return Ok(());
-        }
-        let visit = rid("tham-quan")?;
-        for _ in 0..20 {
-            if self.work.open_visits.is_empty() {
-                break;
-            }
-            let slot = self.work_rng.below(self.work.open_visits.len());
-            let index = self.work.open_visits[slot];
-            let Some(delegate) = self.work.passes[index].delegate else {
-                continue;
-            };
-            if !self.boxes[delegate].up {
-                continue;
-            }
-            let key = self.work.passes[index].key.clone();
-            let pass_id = self.work.passes[index].id.clone();
-            let delegate_ref = self.node_of(delegate)?;
-            let Some(doc) = self.read_doc(delegate, &key)? else {
-                continue;
-            };
-            let holds = store::get::<Pass>(&doc, &pass_id)
-                .ok()
-                .flatten()
-                .and_then(|p| p.entitlements.get(&visit).cloned())
-                .is_some_and(|e| e.delegate.as_ref() == Some(&delegate_ref));
-            if !holds {
-                continue;
-            }
-
-            self.work.open_visits.swap_remove(slot);
-            let port_ref = self.node_of(port)?;
-            let redemption = tickets::Redemption {
-                node: port_ref.clone(),
-                gate: rid("cong-1")?,
-                by: rid("may-quet-1")?,
-                at: self.timestamp(0)?,
-            };
-            let use_id = RecordId::derived("use", &[pass_id.as_str(), "port-takeback"]);
-            let at_port = self.edit(port, &key, |doc| {
-                tickets::delegate(doc, &pass_id, &visit, &port_ref, None)?;
-                tickets::redeem(doc, &pass_id, &visit, &use_id, &redemption)
-            })?;
-            let at_delegate = self.redeem_visit(delegate, index)?;
-            if at_port.is_ok() && at_delegate.is_ok() {
-                self.work.injected.insert(pass_id);
-                self.metrics.count("double_uses_injected");
-            } else {
-                self.metrics.count("double_use_skipped");
-            }
-            return Ok(());
-        }
-        self.metrics.count("double_use_skipped");
-        Ok(())
-    }
-
-    fn payment(&mut self) -> Result<(), SimError> {
-        let payers = self.up_boxes_with(&[Role::Port, Role::Resort]);
-        let (Some(&payer), false) = (self.work_rng.pick(&payers), self.work.wallets.is_empty())
-        else {
-            return Ok(());
-        };
-        let w = self.work_rng.below(self.work.wallets.len());
-        let key = self.work.wallets[w].clone();
-        let wallet_id = self.work.wallet_ids[w].clone();
-        let amount = 20_000 + 10_000 * self.work_rng.below(29) as i128;
-        let payment = Payment {
-            node: self.node_of(payer)?,
-            amount: Vnd::new("amount", amount).map_err(internal)?,
-            purpose: Purpose::Tourism,
-            merchant: rid(&self.boxes[payer].name)?,
-            at: self.timestamp(0)?,
-        };
-        let pay_id = rid(&self.fresh("tt"))?;
-        match self.edit(payer, &key, |doc| {
-            wallet::pay(doc, &wallet_id, &pay_id, &payment)
-        })? {
-            Ok(()) => self.metrics.count("payments"),
-            Err(_) => self.metrics.count("payments_refused"),
-        }
-        Ok(())
-    }
-
-    fn booking_request(&mut self) -> Result<(), SimError> {
-        let requesters = self.up_boxes_with(&[Role::Port, Role::Resort]);
-        let Some(&requester) = self.work_rng.pick(&requesters) else {
-            return Ok(());
-        };
-        if self.work.resort_docs.is_empty() {
-            return Ok(());
-        }
-        let r = self.work_rng.below(self.work.resort_docs.len());
-        let (resort, key) = self.work.resort_docs[r].clone();
-        let rooms = self.scenario.workload.rooms_per_resort.max(1) as usize;
-        let room = rid(&format!("phong-{}", self.work_rng.below(rooms)))?;
-        let start = self.today() + Duration::days(1 + self.work_rng.below(14) as i64);
-        let end = start + Duration::days(1 + self.work_rng.below(3) as i64);
-        let booking = Booking {
-            id: rid(&self.fresh("dp"))?,
-            resource_kind: ResourceKind::Room,
-            resource: room,
-            owner: self.node_of(resort)?,
-            guest: PersonName::new("guest", "Trần Văn Bình").map_err(internal)?,
-            phone: None,
-            stay: DateRange::new("stay", start, end).map_err(internal)?,
-            price: Vnd::new("price", 450_000).map_err(internal)?,
-            requested_by: self.node_of(requester)?,
-            requested_at: self.timestamp(0)?,
-            answer: None,
-            cancelled_at: None,
-        };
-        match self.edit(requester, &key, |doc| bookings::request(doc, &booking))? {
-            Ok(()) => self.metrics.count("booking_requests"),
-            Err(_) => self.metrics.count("booking_requests_refused"),
-        }
-        Ok(())
-    }
-
-    fn booking_answers(&mut self, resort: usize) -> Result<(), SimError> {
-        if !self.boxes[resort].up {
-            return Ok(());
-        }
-        let Some((_, key)) = self
-            .work
-            .resort_docs
-            .iter()
-            .find(|(b, _)| *b == resort)
-            .cloned()
-        else {
-            return Ok(());
-        };
-        if self.read_doc(resort, &key)?.is_none() {
-            return Ok(());
-        }
-        let owner = self.node_of(resort)?;
-        let at = self.timestamp(0)?;
-        let answers = self.edit(resort, &key, |doc| {
-            bookings::answer_pending(doc, &owner, at)
-        })?;
-        if let Ok(answers) = answers {
-            for (_, status) in answers {
-                self.metrics.count(match status {
-                    bookings::BookingStatus::Confirmed => "bookings_confirmed",
-                    _ => "bookings_refused_overlap",
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn clinic_visit(&mut self) -> Result<(), SimError> {
-        let clinics = self.up_boxes_with(&[Role::Clinic]);
-        let Some(&clinic) = self.work_rng.pick(&clinics) else {
-            return Ok(());
-        };
-        let patient = format!("bn-{}", self.work_rng.below(2000));
-        let key = doc_key("health", &patient)?;
-        let encounter = Encounter {
-            id: rid(&self.fresh("kham"))?,
-            summary: rid(&patient)?,
-            clinic: rid(&self.boxes[clinic].name)?,
-            practitioner: rid("bs-1")?,
-            at: self.timestamp(0)?,
-            reason: text("Khám sức khỏe")?,
-            notes: text("Huyết áp bình thường")?,
-            node: self.node_of(clinic)?,
-        };
-        match self.edit(clinic, &key, |doc| store::insert(doc, &encounter))? {
-            Ok(()) => self.metrics.count("clinic_visits"),
-            Err(_) => self.metrics.count("clinic_visits_refused"),
-        }
-        Ok(())
-    }
-
-    fn announcement(&mut self) -> Result<(), SimError> {
-        let authors = self.up_boxes_with(&[Role::Commune, Role::Clinic, Role::Port]);
-        let Some(&author) = self.work_rng.pick(&authors) else {
-            return Ok(());
-        };
-        let name = self.fresh("tb");
-        let key = doc_key("radio", &name)?;
-        let priority = match self.work_rng.below(10) {
-            0 => Priority::Emergency,
-            1..=2 => Priority::Priority,
-            _ => Priority::Normal,
-        };
-        let announcement = Announcement {
-            id: rid(&name)?,
-            text_vi: text("Thông báo của xã")?,
-            text_en: None,
-            priority,
-            communes: [rid(&self.boxes[author].site)?].into(),
-            play_from: self.timestamp(0)?,
-            play_until: self.timestamp(2 * HOUR_MS)?,
-            author: self.node_of(author)?,
-            created_at: self.timestamp(0)?,
-            replaces: None,
-            cancelled: None,
-        };
-        match self.edit(author, &key, |doc| radio::issue(doc, &announcement))? {
-            Ok(()) => self.metrics.count("announcements"),
-            Err(_) => self.metrics.count("announcements_refused"),
-        }
-        Ok(())
-    }
-
-    fn fixture(&mut self) -> Result<(), SimError> {
-        let organisers = self.up_boxes_with(&[Role::Commune, Role::School]);
-        let Some(&organiser) = self.work_rng.pick(&organisers) else {
-            return Ok(());
-        };
-        self.work.next_id += 1;
-        let n = self.work.next_id;
-        let key = doc_key("sports", &format!("tran-{n}"))?;
-        let fixture = Fixture {
-            id: rid(&format!("tran-{n}"))?,
-            tournament: rid(&format!("giai-{}", self.boxes[organiser].site))?,
-            home: rid(&format!("doi-a-{n}"))?,
-            away: rid(&format!("doi-b-{n}"))?,
-            kickoff: self.timestamp(0)?,
-            venue: text("Sân vận động huyện")?,
-            referees: [rid("trong-tai-1")?].into(),
-        };
-        if self
-            .edit(organiser, &key, |doc| sports::schedule(doc, &fixture))?
-            .is_ok()
-        {
-            let work = Work::Result {
-                at_box: organiser,
-                fixture: n,
-            };
-            self.schedule(self.now + 90 * 60 * SECOND, Event::Work(work));
-        }
-        Ok(())
-    }
-
-    fn result(&mut self, at_box: usize, n: u64) -> Result<(), SimError> {
-        if !self.boxes[at_box].up {
-            return Ok(());
-        }
-        let key = doc_key("sports", &format!("tran-{n}"))?;
-        let entry = ResultEntry {
-            score: Score {
-                home: self.work_rng.below(5) as u32,
-                away: self.work_rng.below(5) as u32,
-            },
-            at: self.timestamp(0)?,
-            node: self.node_of(at_box)?,
-        };
-        let fixture = rid(&format!("tran-{n}"))?;
-        let referee = rid("trong-tai-1")?;
-        match self.edit(at_box, &key, |doc| {
-            sports::enter_result(doc, &fixture, &referee, &entry)
-        })? {
-            Ok(()) => self.metrics.count("sports_results"),
-            Err(_) => self.metrics.count("sports_results_refused"),
         }
         Ok(())
     }

@@ -13,18 +13,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::AutoCommit;
-use automerge::transaction::CommitOptions;
-use crdt_model::entry::{Entry, EntryHash, actor_for};
 use crdt_model::session::{DEFAULT_ROUND_BUDGET_BYTES, ScopeFilter, Session, SessionConfig};
-use crdt_model::wire::{Run, RunItem};
-use crdt_model::{DocKey, FeedId, Identity, MemStore, NodeId, Replica, Scope};
+use crdt_model::{FeedId, Identity, MemStore, NodeId, Replica, Scope};
 use provisioning::policy::{Policy, Role};
+
+mod availability;
+mod bridge;
 
 use crate::SimError;
 use crate::metrics::Metrics;
 use crate::rng::Rng;
-use crate::scenario::{Availability, Fault, FerrySide, LinkClass, Scenario};
+use crate::scenario::{Availability, Fault, LinkClass, Scenario};
 use crate::workload::{Work, WorkState};
 
 /// Virtual time, in microseconds since the start of the run.
@@ -370,110 +369,6 @@ impl World {
     }
 
     // ---- links ----
-
-    fn schedule_availability(&mut self) -> Result<(), SimError> {
-        let mut groups = BTreeSet::new();
-        for link in 0..self.links.len() {
-            match self.links[link].availability.clone() {
-                Availability::Always => {}
-                Availability::Schedule { .. } | Availability::FerryDocked { .. } => {
-                    let up = self.scheduled_up(link, 0);
-                    self.links[link].avail_up = up;
-                    self.next_availability(link, up);
-                }
-                Availability::Random { group: None, .. } => self.next_availability(link, true),
-                Availability::Random {
-                    group: Some(group), ..
-                } => {
-                    if groups.insert(group.clone()) {
-                        self.next_group(&group, true);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a scheduled or ferry-bound link is up at `t`.
-    fn scheduled_up(&self, link: usize, t: Micros) -> bool {
-        match &self.links[link].availability {
-            Availability::Schedule {
-                windows_h,
-                repeat_h,
-            } => {
-                let mut th = t as f64 / HOUR as f64;
-                if let Some(r) = repeat_h {
-                    th %= r;
-                }
-                windows_h.iter().any(|[s, e]| (*s..*e).contains(&th))
-            }
-            Availability::FerryDocked { side } => {
-                let Some(ferry) = &self.scenario.ferry else {
-                    return false;
-                };
-                let th = t as f64 / HOUR as f64;
-                let at_island = ferry_windows(ferry, th)
-                    .iter()
-                    .any(|(arrive, leave)| (*arrive..*leave).contains(&th));
-                let at_sea = ferry_at_sea(ferry, th);
-                match side {
-                    FerrySide::Island => at_island,
-                    FerrySide::Mainland => !at_island && !at_sea,
-                }
-            }
-            _ => true,
-        }
-    }
-
-    /// Schedules the next change of a link's own availability after it became `up`.
-    fn next_availability(&mut self, link: usize, up: bool) {
-        match self.links[link].availability.clone() {
-            Availability::Random {
-                mean_up_h,
-                mean_down_h,
-                group: None,
-            } => {
-                let mean = if up { mean_up_h } else { mean_down_h };
-                let gap = hours(self.link_rng.exp(mean)).max(1);
-                self.schedule(self.now + gap, Event::Availability { link, up: !up });
-            }
-            Availability::Schedule { .. } | Availability::FerryDocked { .. } => {
-                // Step through time a minute at a time until the state flips (bounded).
-                let minute = 60 * SECOND;
-                let mut t = self.now + minute;
-                while t <= self.deadline {
-                    if self.scheduled_up(link, t) != up {
-                        self.schedule(t, Event::Availability { link, up: !up });
-                        return;
-                    }
-                    t += minute;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn next_group(&mut self, group: &str, up: bool) {
-        let Some((mean_up_h, mean_down_h)) =
-            self.links.iter().find_map(|l| match &l.availability {
-                Availability::Random {
-                    mean_up_h,
-                    mean_down_h,
-                    group: Some(g),
-                } if g == group => Some((*mean_up_h, *mean_down_h)),
-                _ => None,
-            })
-        else {
-            return;
-        };
-        let mean = if up { mean_up_h } else { mean_down_h };
-        let gap = hours(self.link_rng.exp(mean)).max(1);
-        let event = Event::Group {
-            group: group.to_owned(),
-            up: !up,
-        };
-        self.schedule(self.now + gap, event);
-    }
 
     fn link_wanted(&self, link: usize) -> bool {
         let l = &self.links[link];
@@ -890,109 +785,6 @@ impl World {
         }
         seen.into_iter().collect()
     }
-
-    // ---- writing records through a replica ----
-
-    /// Runs a records operation on box `b`'s copy of document `key`, and records the
-    /// change it made on the box's feed.
-    ///
-    /// The records API edits an [`AutoCommit`] while [`Replica::write`] hands out a
-    /// transaction, so the change is made on a copy of the replica's document and handed to
-    /// the replica as a signed run of the box's own feed: it passes the same verification
-    /// as any peer's entries. Returns `Ok(Err(reason))` when the records refuse the
-    /// operation (a rule, not a fault), and `Ok(Ok(None))` when it changed nothing.
-    pub fn edit<T, E: std::fmt::Display>(
-        &mut self,
-        b: usize,
-        key: &DocKey,
-        op: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
-    ) -> Result<Result<T, String>, SimError> {
-        let time_s = self.scenario.start_unix_s + (self.now / SECOND) as i64;
-        let bx = &mut self.boxes[b];
-        let mut doc = match bx.replica.doc(key)? {
-            Some(saved) => AutoCommit::load(&saved.save())
-                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}")))?,
-            None => AutoCommit::new(),
-        };
-        doc.set_actor(actor_for(&bx.node));
-        let before = doc.get_heads();
-        let value = match op(&mut doc) {
-            Ok(value) => value,
-            Err(err) => return Ok(Err(err.to_string())),
-        };
-        doc.commit_with(CommitOptions::default().with_time(time_s));
-        let changes: Vec<Vec<u8>> = doc
-            .get_changes(&before)
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect();
-        if changes.is_empty() {
-            return Ok(Ok(value));
-        }
-
-        let feed = FeedId {
-            origin: bx.node,
-            scope: key.scope.clone(),
-        };
-        let head = bx.replica.heads().get(&feed);
-        let first_seq = head.map_or(1, |h| h.seq + 1);
-        let first_prev = head.map_or(EntryHash::GENESIS, |h| h.hash);
-        let mut prev = first_prev;
-        let mut items = Vec::new();
-        for (offset, change) in changes.into_iter().enumerate() {
-            let entry = Entry {
-                origin: bx.node,
-                scope: key.scope.clone(),
-                seq: first_seq + offset as u64,
-                prev,
-                doc: key.doc,
-                change,
-            };
-            prev = entry.hash();
-            items.push(RunItem {
-                doc: key.doc,
-                change: entry.change,
-            });
-        }
-        let count = items.len();
-        let signature = Identity::from_secret_bytes(bx.secret).sign(&prev);
-        let run = Run {
-            feed: feed.clone(),
-            first_seq,
-            prev: first_prev,
-            items,
-            signature,
-        };
-        let received = bx
-            .replica
-            .receive(vec![run])
-            .map_err(|e| SimError::Internal(format!("own write refused at {}: {e}", bx.name)))?;
-        bx.replica.commit()?;
-        if received.stored != count {
-            return Err(SimError::Internal(format!(
-                "own write at {} stored {} of {count} entries",
-                bx.name, received.stored
-            )));
-        }
-
-        // Committed: acknowledged from here on.
-        let now = self.now;
-        let times = self.writes.entry(feed.clone()).or_default();
-        times.extend(std::iter::repeat_n(now, count));
-        self.metrics.on_write(&key.scope, count);
-        self.announce(b)?;
-        Ok(Ok(value))
-    }
-
-    /// A copy of box `b`'s document, for reading records.
-    pub fn read_doc(&mut self, b: usize, key: &DocKey) -> Result<Option<AutoCommit>, SimError> {
-        match self.boxes[b].replica.doc(key)? {
-            Some(saved) => AutoCommit::load(&saved.save())
-                .map(Some)
-                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}"))),
-            None => Ok(None),
-        }
-    }
 }
 
 fn session_error_kind(err: &crdt_model::SessionError) -> &'static str {
@@ -1007,34 +799,4 @@ fn session_error_kind(err: &crdt_model::SessionError) -> &'static str {
         E::RefusedByPeer(_) => "refused-by-peer",
         _ => "other",
     }
-}
-
-/// The island quay windows (arrive, leave) in hours from the start, around `th`.
-pub(crate) fn ferry_windows(ferry: &crate::scenario::Ferry, th: f64) -> Vec<(f64, f64)> {
-    let day = (th / 24.0).floor();
-    let mut out = Vec::new();
-    for d in [day - 1.0, day, day + 1.0] {
-        for dep in &ferry.departures_h {
-            let arrive = d * 24.0 + dep + ferry.crossing_h;
-            out.push((arrive, arrive + ferry.island_dwell_h));
-        }
-    }
-    out
-}
-
-/// Whether the ferry is crossing (either way) at `th`.
-fn ferry_at_sea(ferry: &crate::scenario::Ferry, th: f64) -> bool {
-    let day = (th / 24.0).floor();
-    for d in [day - 1.0, day, day + 1.0] {
-        for dep in &ferry.departures_h {
-            let out = d * 24.0 + dep;
-            let back = out + ferry.crossing_h + ferry.island_dwell_h;
-            if (out..out + ferry.crossing_h).contains(&th)
-                || (back..back + ferry.crossing_h).contains(&th)
-            {
-                return true;
-            }
-        }
-    }
-    false
 }

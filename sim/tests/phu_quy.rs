@@ -35,3 +35,15 @@ fn two_runs_with_the_same_seed_give_identical_reports() {
     let c = simulate(scenario("short"), 8, false).unwrap();
     assert_ne!(report_json(&a).unwrap(), report_json(&c).unwrap());
 }
+
+#[test]
+#[ignore = "a full simulated day takes about 20 s in a debug build; run with --ignored"]
+fn a_normal_phu_quy_day_passes_every_check() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/phu-quy.toml");
+    let scenario = Scenario::load(&path, None).unwrap();
+    let report = simulate(scenario, 1, false).unwrap();
+    assert!(report.passed, "{:?}", report.failure);
+    assert_eq!(report.checks.double_uses_injected, 2);
+    assert_eq!(report.checks.conflicts_detected, 2);
+    assert!(!report.agreement_after_mainland_return.is_empty());
+}

@@ -25,6 +25,8 @@ pub struct Culao {
     pub node_id: String,
     pub http: SocketAddr,
     pub sync: SocketAddr,
+    /// Set when the box serves HTTPS (`--https`).
+    pub https: Option<SocketAddr>,
     peers: Vec<String>,
     extra: Vec<String>,
 }
@@ -100,12 +102,17 @@ impl Culao {
             .parse()
             .expect("http address");
         let sync = field("sync").parse().expect("sync address");
+        let https = lines.iter().find_map(|l| {
+            l.strip_prefix("https")
+                .and_then(|v| v.trim().trim_start_matches("https://").parse().ok())
+        });
         Self {
             child,
             dir: dir.to_owned(),
             node_id: field("node id"),
             http,
             sync,
+            https,
             peers: peers.to_vec(),
             extra: extra.to_vec(),
         }
@@ -341,4 +348,53 @@ pub fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// One HTTPS GET with rustls (ring), trusting only `ca_pem`, for server name `localhost`.
+/// Returns the status code and body, or the TLS error.
+pub fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<(u16, String), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    match tls.read_to_end(&mut response) {
+        Ok(_) => {}
+        // A server may close without close_notify after `Connection: close`.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let code = response
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
 }

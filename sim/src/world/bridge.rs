@@ -1,0 +1,113 @@
+//! Records written through a box's replica.
+
+use automerge::AutoCommit;
+use automerge::transaction::CommitOptions;
+use crdt_model::entry::{Entry, EntryHash, actor_for};
+use crdt_model::wire::{Run, RunItem};
+use crdt_model::{DocKey, FeedId, Identity};
+
+use super::{SECOND, World};
+use crate::SimError;
+
+impl World {
+    /// Runs a records operation on box `b`'s copy of document `key`, and records the
+    /// change it made on the box's feed.
+    ///
+    /// The records API edits an [`AutoCommit`] while [`Replica::write`] hands out a
+    /// transaction, so the change is made on a copy of the replica's document and handed to
+    /// the replica as a signed run of the box's own feed: it passes the same verification
+    /// as any peer's entries. Returns `Ok(Err(reason))` when the records refuse the
+    /// operation (a rule, not a fault), and `Ok(Ok(None))` when it changed nothing.
+    pub fn edit<T, E: std::fmt::Display>(
+        &mut self,
+        b: usize,
+        key: &DocKey,
+        op: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+    ) -> Result<Result<T, String>, SimError> {
+        let time_s = self.scenario.start_unix_s + (self.now / SECOND) as i64;
+        let bx = &mut self.boxes[b];
+        let mut doc = match bx.replica.doc(key)? {
+            Some(saved) => AutoCommit::load(&saved.save())
+                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}")))?,
+            None => AutoCommit::new(),
+        };
+        doc.set_actor(actor_for(&bx.node));
+        let before = doc.get_heads();
+        let value = match op(&mut doc) {
+            Ok(value) => value,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        doc.commit_with(CommitOptions::default().with_time(time_s));
+        let changes: Vec<Vec<u8>> = doc
+            .get_changes(&before)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        if changes.is_empty() {
+            return Ok(Ok(value));
+        }
+
+        let feed = FeedId {
+            origin: bx.node,
+            scope: key.scope.clone(),
+        };
+        let head = bx.replica.heads().get(&feed);
+        let first_seq = head.map_or(1, |h| h.seq + 1);
+        let first_prev = head.map_or(EntryHash::GENESIS, |h| h.hash);
+        let mut prev = first_prev;
+        let mut items = Vec::new();
+        for (offset, change) in changes.into_iter().enumerate() {
+            let entry = Entry {
+                origin: bx.node,
+                scope: key.scope.clone(),
+                seq: first_seq + offset as u64,
+                prev,
+                doc: key.doc,
+                change,
+            };
+            prev = entry.hash();
+            items.push(RunItem {
+                doc: key.doc,
+                change: entry.change,
+            });
+        }
+        let count = items.len();
+        let signature = Identity::from_secret_bytes(bx.secret).sign(&prev);
+        let run = Run {
+            feed: feed.clone(),
+            first_seq,
+            prev: first_prev,
+            items,
+            signature,
+        };
+        let received = bx
+            .replica
+            .receive(vec![run])
+            .map_err(|e| SimError::Internal(format!("own write refused at {}: {e}", bx.name)))?;
+        bx.replica.commit()?;
+        if received.stored != count {
+            return Err(SimError::Internal(format!(
+                "own write at {} stored {} of {count} entries",
+                bx.name, received.stored
+            )));
+        }
+
+        // Committed: acknowledged from here on.
+        let now = self.now;
+        let times = self.writes.entry(feed.clone()).or_default();
+        times.extend(std::iter::repeat_n(now, count));
+        self.metrics.on_write(&key.scope, count);
+        self.announce(b)?;
+        Ok(Ok(value))
+    }
+
+    /// A copy of box `b`'s document, for reading records.
+    pub fn read_doc(&mut self, b: usize, key: &DocKey) -> Result<Option<AutoCommit>, SimError> {
+        match self.boxes[b].replica.doc(key)? {
+            Some(saved) => AutoCommit::load(&saved.save())
+                .map(Some)
+                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
