@@ -32,6 +32,17 @@ pub enum IdError {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId([u8; 32]);
 
+/// Exactly `2 * N` lowercase hex digits as `N` bytes: the one spelling of every id in paths,
+/// logs and files.
+pub fn lower_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
+}
+
 impl NodeId {
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -66,11 +77,7 @@ impl FromStr for NodeId {
         let err = || IdError::NodeId {
             value: s.to_owned(),
         };
-        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(err());
-        }
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| err())?;
+        let bytes = lower_hex::<32>(s).ok_or_else(err)?;
         Ok(Self(bytes))
     }
 }
@@ -112,11 +119,7 @@ impl FromStr for DocId {
         let err = || IdError::DocId {
             value: s.to_owned(),
         };
-        if s.len() != 32 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(err());
-        }
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| err())?;
+        let bytes = lower_hex::<16>(s).ok_or_else(err)?;
         Ok(Self(bytes))
     }
 }

@@ -195,7 +195,15 @@ fn duplicates_are_no_ops() {
 
 /// A session that has exchanged hellos and vectors with the writer, ready for entries.
 fn live_session(receiver: &mut Replica<MemStore>, writer: &Replica<MemStore>) -> Session {
-    let mut session = Session::new(writer.node_id(), SessionConfig::default());
+    live_session_with(receiver, writer, SessionConfig::default())
+}
+
+fn live_session_with(
+    receiver: &mut Replica<MemStore>,
+    writer: &Replica<MemStore>,
+    config: SessionConfig,
+) -> Session {
+    let mut session = Session::new(writer.node_id(), config);
     let _ = session.start(receiver);
     let hello = Message::Hello {
         node: writer.node_id(),
@@ -302,18 +310,7 @@ fn gated_session(
         gate: Some(std::sync::Arc::new(gate)),
         ..SessionConfig::default()
     };
-    let mut session = Session::new(writer.node_id(), config);
-    let _ = session.start(receiver);
-    let hello = Message::Hello {
-        node: writer.node_id(),
-        digest: [1; 32],
-        feeds: 1,
-    };
-    session.on_message(receiver, hello).unwrap();
-    session
-        .on_message(receiver, Message::Vector(writer.heads().vector(|_| true)))
-        .unwrap();
-    session
+    live_session_with(receiver, writer, config)
 }
 
 #[test]

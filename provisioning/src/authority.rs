@@ -101,12 +101,11 @@ impl FromStr for AuthorityPublicKey {
             .next()
             .and_then(|w| w.parse::<NetworkId>().ok())
             .ok_or(MalformedAuthority)?;
-        let mut key = [0u8; 32];
         let hex_key = words.next().ok_or(MalformedAuthority)?;
-        if hex_key.bytes().any(|b| b.is_ascii_uppercase()) || words.next().is_some() {
+        if words.next().is_some() {
             return Err(MalformedAuthority);
         }
-        hex::decode_to_slice(hex_key, &mut key).map_err(|_| MalformedAuthority)?;
+        let key = crdt_model::ids::lower_hex::<32>(hex_key).ok_or(MalformedAuthority)?;
         let key = VerifyingKey::from_bytes(&key).map_err(|_| MalformedAuthority)?;
         Ok(Self { network, key })
     }

@@ -127,11 +127,7 @@ impl FromStr for NetworkId {
         let err = || NameError::NetworkId {
             value: s.to_owned(),
         };
-        if s.len() != 32 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(err());
-        }
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| err())?;
+        let bytes = crdt_model::ids::lower_hex::<16>(s).ok_or_else(err)?;
         Ok(Self(bytes))
     }
 }

@@ -221,6 +221,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Str
     if stream.read_to_string(&mut response).is_err() {
         return (0, String::new());
     }
+    status_and_body(&response)
+}
+
+/// The status code and body of a raw HTTP/1.1 response; code 0 if it has none.
+fn status_and_body(response: &str) -> (u16, String) {
     let code = response
         .get(9..12)
         .and_then(|c| c.parse().ok())
@@ -387,14 +392,5 @@ pub fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<(u16, Str
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
         Err(e) => return Err(e.to_string()),
     }
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let code = response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
+    Ok(status_and_body(&String::from_utf8_lossy(&response)))
 }
