@@ -36,6 +36,45 @@ enum Command {
     /// Enroll and revoke boxes of a network.
     #[command(subcommand)]
     Provision(ProvisionCommand),
+    /// Run the network simulator: the island in virtual time (see docs/sim.md).
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Run one scenario with one seed; writes report.json and report.html. Exits non-zero if
+    /// a check failed (the reports are written first).
+    Run {
+        /// Scenario file, optionally with a variant: sim/scenarios/phu-quy.toml#holiday.
+        file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the reports.
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress on stderr (for CI).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run a scenario over many seeds, and optionally over values of one parameter; writes
+    /// every run's reports and a summary, sweep.json.
+    Sweep {
+        /// Scenario file, optionally with a variant.
+        file: PathBuf,
+        /// Seeds as FIRST..END (END excluded), e.g. 1..21.
+        #[arg(long, default_value = "1..11")]
+        seeds: String,
+        /// A dotted parameter path, e.g. faults.0.for_h (the length of the first fault).
+        #[arg(long, requires = "values")]
+        param: Option<String>,
+        /// Values of the parameter, comma-separated, e.g. 24,48,72.
+        #[arg(long, value_delimiter = ',', requires = "param")]
+        values: Vec<f64>,
+        /// Directory for the reports.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,7 +199,70 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => up(args),
         Command::Network(command) => network(command),
         Command::Provision(command) => provision(command),
+        Command::Sim(command) => sim(command),
     }
+}
+
+fn sim(command: SimCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        SimCommand::Run {
+            file,
+            seed,
+            out: dir,
+            quiet,
+        } => {
+            let summary = culao_sim::run_file(&file, seed, &dir, !quiet)?;
+            writeln!(
+                out,
+                "{} seed {}: {:.0} s simulated, {} writes, {} messages; every check passed",
+                summary.scenario,
+                summary.seed,
+                summary.simulated_s,
+                summary.writes,
+                summary.messages
+            )?;
+            writeln!(out, "report   {}", summary.report_html.display())?;
+            writeln!(out, "json     {}", summary.report_json.display())?;
+        }
+        SimCommand::Sweep {
+            file,
+            seeds,
+            param,
+            values,
+            out: dir,
+        } => {
+            let (first, end) = seeds
+                .split_once("..")
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+                .filter(|(a, b)| a < b)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--seeds {seeds:?}: expected FIRST..END with FIRST < END")
+                })?;
+            let summary = culao_sim::sweep(&file, first..end, param.map(|p| (p, values)), &dir)?;
+            let mut failed = 0;
+            for point in &summary.points {
+                failed += point.failed.len();
+                let value = point.value.map_or("-".to_owned(), |v| v.to_string());
+                writeln!(
+                    out,
+                    "{value:>8}  runs {:>3}  failed {:>3}  worst p95 lag {:>8.0} s  msgs/write {:>6.1}",
+                    point.runs,
+                    point.failed.len(),
+                    point.lag_p95_worst_scope_median_s,
+                    point.messages_per_write_mean
+                )?;
+            }
+            writeln!(out, "summary  {}", summary.summary_json.display())?;
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} runs failed a check; see {}",
+                    summary.summary_json.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn now_unix_s() -> i64 {

@@ -12,8 +12,9 @@
 //!   intersection of what its two boxes' roles may receive
 //!   ([`provisioning::policy::Policy::standard`]).
 //! - `workload`: ticket sales and gate checks, delegated attraction entries and injected
-//!   double uses, wallet payments, bookings confirmed by resorts, clinic visits, radio
-//!   announcements and sports results, all through `crdt_model::records`.
+//!   double uses, wallet payments, bookings confirmed by resorts, lodging registrations,
+//!   clinic visits, radio announcements and sports results, all through
+//!   `crdt_model::records`.
 //! - `checks`: convergence, no acknowledged write lost, no record where it may not be read,
 //!   double uses detected (and none spurious), no wallet below zero, no overlapping confirmed
 //!   bookings.
@@ -232,8 +233,8 @@ pub struct SweepSummary {
 }
 
 /// Runs the scenario at `path` for every seed in `seeds`, and, if `param` is given, for
-/// every value of that parameter: a dotted path into the scenario (`settle_h`,
-/// `workload.payments_per_h`, `faults.0.for_h`). Each run's reports go to
+/// every value of that parameter: a dotted path into the scenario, after its variant is
+/// merged (`settle_h`, `workload.payments_per_h`, `faults.0.for_h`). Each run's reports go to
 /// `out/<value>/seed-<n>/`, the summary to `out/sweep.json`. Failed checks are summarised,
 /// not returned as errors.
 pub fn sweep(
@@ -247,9 +248,12 @@ pub fn sweep(
         path: file.display().to_string(),
         source,
     })?;
-    let base: toml::Table = toml::from_str(&text).map_err(|e| ScenarioError::Parse {
-        path: file.display().to_string(),
-        reason: e.to_string(),
+    let base = scenario::merged_table(&text, variant.as_deref()).map_err(|err| match err {
+        ScenarioError::Parse { reason, .. } => ScenarioError::Parse {
+            path: file.display().to_string(),
+            reason,
+        },
+        other => other,
     })?;
     let values: Vec<Option<f64>> = match &param {
         None => vec![None],
@@ -267,8 +271,7 @@ pub fn sweep(
             }
             _ => out.to_path_buf(),
         };
-        let text = toml::to_string(&table).map_err(|e| SimError::Internal(e.to_string()))?;
-        let scenario = Scenario::parse(&text, variant.as_deref())?;
+        let scenario = Scenario::from_table(table)?;
         name = scenario.name.clone();
 
         let mut failed = Vec::new();

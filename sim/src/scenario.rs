@@ -328,30 +328,12 @@ impl Scenario {
 
     /// As [`Scenario::load`], from text.
     pub fn parse(text: &str, variant: Option<&str>) -> Result<Self, ScenarioError> {
-        let parse_err = |err: &dyn std::fmt::Display| ScenarioError::Parse {
-            path: "<text>".into(),
-            reason: err.to_string(),
-        };
-        let mut value: toml::Table = toml::from_str(text).map_err(|e| parse_err(&e))?;
-        if let Some(name) = variant {
-            let variants = value.get("variants").and_then(toml::Value::as_table);
-            let known = variants
-                .map(|v| v.keys().cloned().collect::<Vec<_>>().join(", "))
-                .unwrap_or_default();
-            let Some(overlay) = variants.and_then(|v| v.get(name)).cloned() else {
-                return Err(ScenarioError::NoVariant {
-                    name: name.to_owned(),
-                    known,
-                });
-            };
-            let Some(overlay) = overlay.as_table() else {
-                return Err(invalid(format!("variants.{name}"), "", "must be a table"));
-            };
-            merge(&mut value, overlay);
-            let name_value = toml::Value::String(format!("{}#{name}", value_name(&value)));
-            value.insert("name".into(), name_value);
-        }
-        let scenario: Scenario = value.try_into().map_err(|e| parse_err(&e))?;
+        Self::from_table(merged_table(text, variant)?)
+    }
+
+    /// Deserialises and validates a scenario table (variants already merged).
+    pub fn from_table(table: toml::Table) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = table.try_into().map_err(|e| parse_err(&e))?;
         scenario.validate()?;
         Ok(scenario)
     }
@@ -551,6 +533,38 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+fn parse_err(err: &dyn std::fmt::Display) -> ScenarioError {
+    ScenarioError::Parse {
+        path: "<text>".into(),
+        reason: err.to_string(),
+    }
+}
+
+/// The scenario text as a table, with `variant` (if any) merged over the base.
+pub fn merged_table(text: &str, variant: Option<&str>) -> Result<toml::Table, ScenarioError> {
+    let mut value: toml::Table = toml::from_str(text).map_err(|e| parse_err(&e))?;
+    let Some(name) = variant else {
+        return Ok(value);
+    };
+    let variants = value.get("variants").and_then(toml::Value::as_table);
+    let known = variants
+        .map(|v| v.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    let Some(overlay) = variants.and_then(|v| v.get(name)).cloned() else {
+        return Err(ScenarioError::NoVariant {
+            name: name.to_owned(),
+            known,
+        });
+    };
+    let Some(overlay) = overlay.as_table() else {
+        return Err(invalid(format!("variants.{name}"), "", "must be a table"));
+    };
+    merge(&mut value, overlay);
+    let name_value = toml::Value::String(format!("{}#{name}", value_name(&value)));
+    value.insert("name".into(), name_value);
+    Ok(value)
 }
 
 fn value_name(value: &toml::Table) -> String {

@@ -64,3 +64,38 @@ fn a_sweep_parameter_that_names_nothing_is_refused() {
     let err = culao_sim::sweep(&file, 1..2, param, dir.path()).unwrap_err();
     assert!(err.to_string().contains("faults.3.for_h"), "{err}");
 }
+
+#[test]
+fn a_sweep_sets_its_parameter_after_the_variant_is_merged() {
+    let out = tempfile::tempdir().unwrap();
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/phu-quy.toml#short");
+    let param = Some(("faults.0.for_h".to_owned(), vec![0.5, 2.0]));
+    let summary = culao_sim::sweep(&path, 1..2, param, out.path()).unwrap();
+    assert_eq!(summary.scenario, "phu-quy#short");
+
+    for (hours, point) in [0.5, 2.0].iter().zip(&summary.points) {
+        assert!(point.failed.is_empty(), "{:?}", point.failed);
+        let report = out
+            .path()
+            .join(format!("faults.0.for_h={hours}/seed-1/report.json"));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        let radio = report["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "radio-port")
+            .unwrap();
+        let cut = radio["outages_s"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o[1].as_f64().unwrap() - o[0].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(
+            (cut - hours * 3600.0).abs() < 1.0,
+            "{hours} h: longest cut {cut} s"
+        );
+    }
+}

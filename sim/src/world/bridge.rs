@@ -13,11 +13,12 @@ impl World {
     /// Runs a records operation on box `b`'s copy of document `key`, and records the
     /// change it made on the box's feed.
     ///
-    /// The records API edits an [`AutoCommit`] while [`Replica::write`] hands out a
-    /// transaction, so the change is made on a copy of the replica's document and handed to
-    /// the replica as a signed run of the box's own feed: it passes the same verification
-    /// as any peer's entries. Returns `Ok(Err(reason))` when the records refuse the
-    /// operation (a rule, not a fault), and `Ok(Ok(None))` when it changed nothing.
+    /// The records API edits an [`AutoCommit`] while [`crdt_model::Replica::write`] hands
+    /// out a transaction, so the change is made on a copy of the replica's document (with
+    /// the box's actor) and handed to the replica as a signed run of the box's own feed: the
+    /// entries are those `Replica::write` would make, and they pass the same verification as
+    /// any peer's. Returns `Ok(Err(reason))` when the records refuse the operation (a rule,
+    /// not a fault); an operation that changes nothing records no entry.
     pub fn edit<T, E: std::fmt::Display>(
         &mut self,
         b: usize,
