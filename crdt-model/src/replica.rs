@@ -518,12 +518,13 @@ impl<S: Store> Replica<S> {
             }
         }
 
+        // Documents are taken out of the cache rather than cloned (a clone costs the whole
+        // document). If a change is refused, the documents taken so far are dropped: the next
+        // use reloads them from the staged batch or the store, which still hold their state
+        // before this message, so nothing of it is applied.
         let mut docs = BTreeMap::new();
         for (key, changes) in changes {
-            let mut doc = match self.cache.get(&key) {
-                Some(doc) => doc.clone(),
-                None => self.load_doc(&key)?.unwrap_or_default(),
-            };
+            let mut doc = self.take_doc(&key)?.unwrap_or_default();
             let mut waiting: Vec<ChangeHash> = self
                 .waiting
                 .get(&key)
