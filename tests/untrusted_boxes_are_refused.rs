@@ -105,6 +105,10 @@ fn a_box_revoked_while_connected_is_cut_off_and_the_revocation_spreads() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(last_error(&hub, &resort_id).contains("revoked"));
+    // The revoked box learns it from the hub's preamble and tells its operator.
+    eventually(WAIT, "the resort's log to say it is revoked", || {
+        common::read_log(&resort.dir).contains("this box has been revoked")
+    });
     // What the resort wrote before its revocation stays.
     assert_eq!(hub.get("tickets", &doc_id(1)).0, 200);
 }

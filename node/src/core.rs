@@ -578,7 +578,14 @@ impl Core {
     /// session but `except`'s, so that their next preambles pass it on. Saves the trust.
     fn on_trust_changed(&mut self, revoked: &[NodeId], learned: bool, except: Option<NodeId>) {
         for node in revoked {
-            warn!(peer = %node, "node revoked; its sessions end and its entries are refused");
+            if *node == self.node {
+                error!(
+                    "this box has been revoked by the network authority: every peer refuses it; \
+                     enroll a replacement (docs/provisioning.md)"
+                );
+            } else {
+                warn!(peer = %node, "node revoked; its sessions end and its entries are refused");
+            }
         }
         let ids: Vec<(SessionId, NodeId)> =
             self.sessions.iter().map(|(id, s)| (*id, s.peer)).collect();
