@@ -343,9 +343,17 @@ impl Preamble {
             others.push(decode_cert(reader.block()?)?);
         }
         let revocations = reader.block()?;
-        let revocations = match (revocations.is_empty(), authority) {
-            (true, _) | (false, None) => None,
-            (false, Some(authority)) => Some(RevocationList::decode(revocations, authority)?),
+        // Revocations are judged only for a peer of this network: another network's list does
+        // not verify here, and the peer is refused for its network, which says more.
+        let same_network = |authority: &AuthorityPublicKey| {
+            own.as_ref()
+                .is_some_and(|cert| cert.body().network == authority.network())
+        };
+        let revocations = match authority {
+            Some(authority) if !revocations.is_empty() && same_network(authority) => {
+                Some(RevocationList::decode(revocations, authority)?)
+            }
+            _ => None,
         };
         if reader.at != bytes.len() {
             return Err(AdmitError::Malformed(format!(
@@ -490,11 +498,25 @@ mod tests {
             hub.admit(&node(2), preamble_of(expired), NOW),
             Err(AdmitError::Certificate(CertError::Expired { .. }))
         ));
-        let foreign = cert(&self::authority(9), node(2), Role::Resort, VALID);
-        assert!(matches!(
-            hub.admit(&node(2), preamble_of(foreign), NOW),
-            Err(AdmitError::Certificate(CertError::OtherNetwork { .. }))
-        ));
+        let other = self::authority(9);
+        let foreign = Preamble {
+            own: Some(cert(&other, node(2), Role::Resort, VALID)),
+            others: Vec::new(),
+            revocations: Some({
+                let mut list = RevocationList::new();
+                list.insert(&other.public(), other.revoke(node(7), 1, NOW))
+                    .unwrap();
+                list
+            }),
+        };
+        let decoded = Preamble::decode(&foreign.encode(), Some(&authority.public())).unwrap();
+        assert!(
+            matches!(
+                hub.admit(&node(2), decoded, NOW),
+                Err(AdmitError::Certificate(CertError::OtherNetwork { .. }))
+            ),
+            "refused for its network, even though its revocations do not verify here"
+        );
         let someone_elses = cert(&authority, node(3), Role::Resort, VALID);
         assert!(matches!(
             hub.admit(&node(2), preamble_of(someone_elses), NOW),
