@@ -45,6 +45,49 @@ connect_timeout_ms = 5000
 # id = "0123...cdef"
 # addrs = ["192.0.2.10:7071"]
 
+[mqtt]
+# Sync with other boxes through an MQTT broker (docs/mqtt.md): `mqtt://HOST:PORT`, or
+# `mqtts://HOST:PORT` for TLS. Without a broker the box does not use MQTT.
+# broker = "mqtt://192.0.2.20:1883"
+# For mqtts: the CA that signed the broker's certificate (PEM). Without one, the bundle's
+# tls/ca.pem (a broker run by a box of the network).
+# ca_file = "/etc/culao/broker-ca.pem"
+# Credentials for the broker, if it asks for them.
+# username = "culao-port"
+# password = "..."
+# The first level of every sync topic.
+topic_prefix = "culao"
+# Largest MQTT packet sent or accepted, in bytes: frames are cut into chunks that fit.
+# Set it to the broker's limit (mosquitto: message_size_limit; rumqttd: max_payload_size).
+max_packet_bytes = 65536
+# A live session with nothing to say sends a ping this often...
+ping_ms = 5000
+# ...and is ended (then reopened) when nothing came from the peer for this long.
+idle_timeout_ms = 20000
+# A peer also listed in [[sync.peers]] is synced over iroh; MQTT takes over only after
+# iroh has had no session with it for this long.
+fallback_after_ms = 5000
+
+[mqtt.server]
+# Run an MQTT broker on this box (rumqttd) for its site's devices and for boxes that reach
+# each other through it. It does not confine a client to its own topics yet: give
+# credentials only to trusted clients.
+enabled = false
+# Plain TCP address of the broker. Port 0 picks a free port (logged at start).
+listen = "0.0.0.0:1883"
+# Also listen with TLS here, with the bundle's certificate (clients trust tls/ca.pem).
+# tls_listen = "0.0.0.0:8883"
+# Most clients connected at once.
+max_connections = 256
+# Clients log in with one of these: a file of `USER PASSWORD` lines (mode 0600). Without
+# it the broker admits anonymous clients.
+# users_file = "/etc/culao/mqtt-users"
+
+# Peers to open MQTT sessions with, by node id. Without peers the box only answers
+# sessions that others open through the broker.
+# [[mqtt.peers]]
+# id = "0123...cdef"
+
 [store]
 # Documents kept in memory; the others are read from disk when used.
 cache_docs = 1024
@@ -85,6 +128,7 @@ pub struct Config {
     pub bundle: Option<PathBuf>,
     pub http: HttpConfig,
     pub sync: SyncConfig,
+    pub mqtt: MqttConfig,
     pub store: StoreConfig,
 }
 
@@ -114,6 +158,86 @@ pub struct PeerConfig {
     pub addrs: Vec<SocketAddr>,
 }
 
+/// Sync through an MQTT broker (`docs/mqtt.md`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://HOST:PORT` or `mqtts://HOST:PORT`; `None`: no MQTT.
+    pub broker: Option<String>,
+    /// The broker's CA for `mqtts`; `None`: the bundle's `tls/ca.pem`.
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Password>,
+    pub topic_prefix: String,
+    pub max_packet_bytes: usize,
+    pub ping_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub fallback_after_ms: u64,
+    pub server: MqttServerConfig,
+    pub peers: Vec<MqttPeerConfig>,
+}
+
+/// The embedded broker.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttServerConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// `None`: no TLS listener.
+    pub tls_listen: Option<SocketAddr>,
+    pub max_connections: usize,
+    /// `None`: anonymous clients are admitted.
+    pub users_file: Option<PathBuf>,
+}
+
+impl Default for MqttServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            tls_listen: None,
+            max_connections: 256,
+            users_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttPeerConfig {
+    #[serde(deserialize_with = "node_id")]
+    pub id: NodeId,
+}
+
+/// A password from the config file; its `Debug` prints a placeholder.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            broker: None,
+            ca_file: None,
+            username: None,
+            password: None,
+            topic_prefix: "culao".into(),
+            max_packet_bytes: 64 << 10,
+            ping_ms: 5_000,
+            idle_timeout_ms: 20_000,
+            fallback_after_ms: 5_000,
+            server: MqttServerConfig::default(),
+            peers: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -129,6 +253,7 @@ impl Default for Config {
             bundle: None,
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
+            mqtt: MqttConfig::default(),
             store: StoreConfig::default(),
         }
     }
@@ -203,6 +328,30 @@ impl Config {
                 value: sync.reconnect_min_ms.to_string(),
             });
         }
+        let mqtt = &self.mqtt;
+        if mqtt.max_packet_bytes < 1024 || mqtt.max_packet_bytes > 256 << 20 {
+            return Err(ConfigError::Invalid {
+                field: "mqtt.max_packet_bytes",
+                rule: "between 1024 and 268435456 (MQTT's limit)",
+                value: mqtt.max_packet_bytes.to_string(),
+            });
+        }
+        if mqtt.ping_ms == 0 || mqtt.idle_timeout_ms <= mqtt.ping_ms {
+            return Err(ConfigError::Invalid {
+                field: "mqtt.idle_timeout_ms",
+                rule: "above mqtt.ping_ms, itself above 0",
+                value: mqtt.idle_timeout_ms.to_string(),
+            });
+        }
+        if let Some(broker) = &mqtt.broker
+            && crate::mqtt::BrokerUrl::parse(broker).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                field: "mqtt.broker",
+                rule: "mqtt://HOST:PORT or mqtts://HOST:PORT",
+                value: broker.clone(),
+            });
+        }
         if self.store.group_commit_max_writes == 0 {
             return Err(ConfigError::Invalid {
                 field: "store.group_commit_max_writes",
@@ -253,6 +402,27 @@ mod tests {
             config.validate(),
             Err(ConfigError::Invalid {
                 field: "sync.round_budget_bytes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_mqtt_section_parses_and_hides_its_password() {
+        let id = "ab".repeat(32);
+        let text = format!(
+            "[mqtt]\nbroker = \"mqtt://127.0.0.1:1883\"\npassword = \"hunter2\"\n\
+             [[mqtt.peers]]\nid = \"{id}\"\n"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.mqtt.peers[0].id.to_string(), id);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let config: Config = toml::from_str("[mqtt]\nbroker = \"http://x\"").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid {
+                field: "mqtt.broker",
                 ..
             })
         ));

@@ -10,6 +10,7 @@
 //! - [`trust`]: the enrolled box's certificates and revocations, the authentication
 //!   preamble of every connection, and the gate that refuses entries from non-writers.
 //! - [`transport`]: the iroh endpoint, accepting and dialling, framing, backoff.
+//! - [`mqtt`]: sync sessions carried through an MQTT broker.
 //! - [`http`]: `/healthz`, `/v1/status`, `/v1/docs/{scope}/{id}`, `/v1/audit`,
 //!   `/v1/revocations`.
 //! - [`https`]: the same API over TLS with the bundle's certificate.
@@ -35,6 +36,7 @@ pub mod enrol;
 pub mod http;
 pub mod https;
 pub mod identity;
+pub mod mqtt;
 pub mod store;
 pub mod transport;
 pub mod trust;
@@ -87,6 +89,8 @@ pub enum StartError {
     HttpsWithoutBundle { addr: SocketAddr },
     #[error(transparent)]
     Https(#[from] https::HttpsError),
+    #[error(transparent)]
+    Mqtt(#[from] mqtt::MqttError),
 }
 
 /// What enrollment gives a box: who it is, what it trusts, and whom to dial.
@@ -107,6 +111,8 @@ pub struct Node {
     /// The HTTPS address, when the box serves its API over TLS too.
     pub https_addr: Option<SocketAddr>,
     pub sync_addrs: Vec<SocketAddr>,
+    /// The embedded MQTT broker's addresses, when the box runs one.
+    pub mqtt_broker: Option<mqtt::broker::RunningBroker>,
     core: CoreHandle,
     endpoint: iroh::Endpoint,
     servers: Vec<JoinHandle<()>>,
@@ -163,6 +169,9 @@ pub async fn start_with(
             "no bundle: this box runs open (development only); it syncs with open boxes and refuses enrolled ones"
         ),
     }
+    let network = trust.as_ref().map(|t| t.read().me().network.to_string());
+    let mqtt_link = mqtt::link_config(&config, node_id, &secret, network)?;
+    let mqtt_broker = mqtt::start_broker(&config)?;
     let session = SessionConfig {
         round_budget_bytes: config.sync.round_budget_bytes,
         gate: trust
@@ -221,6 +230,9 @@ pub async fn start_with(
             tracing::error!(cause = %err, "HTTP server failed");
         }
     })];
+    if let Some(link) = mqtt_link {
+        servers.push(mqtt::link::spawn(link, core.clone(), stopped.clone())?);
+    }
     let https_addr = match (config.http.tls_listen, tls) {
         (None, _) => None,
         (Some(addr), None) => return Err(StartError::HttpsWithoutBundle { addr }),
@@ -252,6 +264,7 @@ pub async fn start_with(
         http_addr,
         https_addr,
         sync_addrs: endpoint.bound_sockets(),
+        mqtt_broker,
         core,
         endpoint,
         servers,

@@ -394,3 +394,100 @@ pub fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<(u16, Str
     }
     Ok(status_and_body(&String::from_utf8_lossy(&response)))
 }
+
+/// A TCP port free on loopback right now.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A mosquitto broker run by the test on a port of its own (Debian's `mosquitto`; `.ci/run`
+/// installs it).
+pub struct Mosquitto {
+    child: Option<Child>,
+    pub port: u16,
+    config: PathBuf,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto on a free loopback port, anonymous clients allowed, no persistence.
+    pub fn start(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("broker dir");
+        let port = free_tcp_port();
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest stderr\nlog_type error\nlog_type warning\n"
+            ),
+        )
+        .expect("broker config");
+        let mut broker = Self {
+            child: None,
+            port,
+            config,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto runs (apt-get install mosquitto; .ci/run does)");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        eventually(Duration::from_secs(10), "mosquitto listening", || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates the identity in `dir` (`culao id`) and returns the node id.
+pub fn node_id_of(dir: &Path) -> String {
+    run_cli(&["id", "--data-dir", &dir.display().to_string()])
+        .trim()
+        .to_owned()
+}
+
+/// Writes a config file with an `[mqtt]` section naming `broker` and `peers`, plus `extra`
+/// TOML lines inside that section; returns `--config FILE` for `Culao::start_with`.
+pub fn mqtt_config(dir: &Path, broker: &str, peers: &[&str], extra: &str) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("data dir");
+    let mut text =
+        format!("[mqtt]\nbroker = \"{broker}\"\nping_ms = 1000\nidle_timeout_ms = 5000\n{extra}\n");
+    for peer in peers {
+        text.push_str(&format!("[[mqtt.peers]]\nid = \"{peer}\"\n"));
+    }
+    let path = dir.join("culao.toml");
+    std::fs::write(&path, text).expect("config file");
+    vec!["--config".to_owned(), path.display().to_string()]
+}
