@@ -365,8 +365,9 @@ fn config_from(args: UpArgs) -> anyhow::Result<Config> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_env("CULAO_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,iroh=warn,noq=warn,noq_proto=warn,sled=warn"));
+    let filter = EnvFilter::try_from_env("CULAO_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,iroh=warn,noq=warn,noq_proto=warn,sled=warn,rumqttd=off")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
