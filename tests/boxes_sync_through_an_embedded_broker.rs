@@ -5,20 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Culao, Network, doc_id, eventually, free_tcp_port, mqtt_config};
+use common::{Culao, Network, doc_id, eventually, free_tcp_port, holds, mqtt_config, with_bundle};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn holds(boxx: &Culao, scope: &str, n: u64) -> bool {
-    boxx.get(scope, &doc_id(n)).0 == 200
-}
-
-fn with_bundle(config: Vec<String>, bundle: &std::path::Path) -> Vec<String> {
-    let mut args = config;
-    args.push("--bundle".to_owned());
-    args.push(bundle.display().to_string());
-    args
-}
 
 #[test]
 fn two_boxes_converge_through_the_embedded_broker_of_a_third() {

@@ -12,20 +12,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Culao, Mosquitto, Network, doc_id, eventually, mqtt_config, node_id_of};
+use common::{
+    Culao, Mosquitto, Network, doc_id, eventually, holds, mqtt_config, node_id_of, with_bundle,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn holds(boxx: &Culao, scope: &str, n: u64) -> bool {
-    boxx.get(scope, &doc_id(n)).0 == 200
-}
-
-fn with_bundle(config: Vec<String>, bundle: &std::path::Path) -> Vec<String> {
-    let mut args = config;
-    args.push("--bundle".to_owned());
-    args.push(bundle.display().to_string());
-    args
-}
 
 #[test]
 fn enrolled_boxes_sync_over_a_broker_within_their_policy_and_refuse_a_forged_preamble() {

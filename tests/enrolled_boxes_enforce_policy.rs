@@ -10,13 +10,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Culao, Network, doc_id, eventually, free_udp_port};
+use common::{Culao, Network, doc_id, eventually, free_udp_port, holds};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn holds(boxx: &Culao, scope: &str, n: u64) -> bool {
-    boxx.get(scope, &doc_id(n)).0 == 200
-}
 
 /// Keys of the box's replica tree that name `scope` (entries, heads, documents).
 fn stored_keys_of_scope(data_dir: &Path, scope: &str) -> usize {

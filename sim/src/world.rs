@@ -441,6 +441,17 @@ impl World {
         l.down_since = Some(self.now);
     }
 
+    /// A session refused what its peer sent: counted per kind, and the link's connection
+    /// is broken (it reopens with fresh sessions, as a real box's would).
+    fn session_failed(&mut self, link: usize, err: &crdt_model::SessionError) {
+        let kind = session_error_kind(err);
+        *self.metrics.links[link]
+            .session_errors
+            .entry(kind.to_owned())
+            .or_default() += 1;
+        self.break_link(link);
+    }
+
     /// The connection broke (a lost or refused frame): close it, reopen after a delay.
     fn break_link(&mut self, link: usize) {
         self.links[link].broken = true;
@@ -516,12 +527,7 @@ impl World {
                 announced
             }
             Err(err) => {
-                let kind = session_error_kind(&err);
-                *self.metrics.links[link]
-                    .session_errors
-                    .entry(kind.to_owned())
-                    .or_default() += 1;
-                self.break_link(link);
+                self.session_failed(link, &err);
                 Ok(())
             }
         }
@@ -578,14 +584,7 @@ impl World {
                     let frames = session.encode(messages);
                     self.send(link, end, frames);
                 }
-                Err(err) => {
-                    let kind = session_error_kind(&err);
-                    *self.metrics.links[link]
-                        .session_errors
-                        .entry(kind.to_owned())
-                        .or_default() += 1;
-                    self.break_link(link);
-                }
+                Err(err) => self.session_failed(link, &err),
             }
         }
         Ok(())

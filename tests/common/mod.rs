@@ -491,3 +491,16 @@ pub fn mqtt_config(dir: &Path, broker: &str, peers: &[&str], extra: &str) -> Vec
     std::fs::write(&path, text).expect("config file");
     vec!["--config".to_owned(), path.display().to_string()]
 }
+
+/// Whether `boxx` serves the document numbered `n` in `scope`.
+pub fn holds(boxx: &Culao, scope: &str, n: u64) -> bool {
+    boxx.get(scope, &doc_id(n)).0 == 200
+}
+
+/// `culao up` arguments `config` followed by `--bundle DIR`.
+pub fn with_bundle(config: Vec<String>, bundle: &Path) -> Vec<String> {
+    let mut args = config;
+    args.push("--bundle".to_owned());
+    args.push(bundle.display().to_string());
+    args
+}
