@@ -468,17 +468,7 @@ impl Core {
                 deferred.push(Deferred::Put(reply, result));
             }
             Command::Get { key, reply } => {
-                let readable = self
-                    .trust
-                    .as_ref()
-                    .is_none_or(|trust| trust.read().me().may_read(&key.scope));
-                let result = match self.replica.doc(&key) {
-                    _ if !readable => Err(CoreError::ScopeNotReadable {
-                        scope: key.scope.to_string(),
-                    }),
-                    Ok(doc) => Ok(doc.map(to_json)),
-                    Err(err) => Err(CoreError::Replica(err.to_string())),
-                };
+                let result = self.get(&key);
                 deferred.push(Deferred::Get(reply, result));
             }
             Command::Preamble { reply } => {
@@ -521,13 +511,30 @@ impl Core {
         }
     }
 
+    /// Whether this box's certificate allows what `may` asks; an open box may do anything.
+    fn certified(&self, may: impl Fn(&provisioning::VerifiedPeer) -> bool) -> bool {
+        self.trust
+            .as_ref()
+            .is_none_or(|trust| may(trust.read().me()))
+    }
+
+    fn get(&mut self, key: &DocKey) -> Result<Option<Value>, CoreError> {
+        if !self.certified(|me| me.may_read(&key.scope)) {
+            return Err(CoreError::ScopeNotReadable {
+                scope: key.scope.to_string(),
+            });
+        }
+        match self.replica.doc(key) {
+            Ok(doc) => Ok(doc.map(to_json)),
+            Err(err) => Err(CoreError::Replica(err.to_string())),
+        }
+    }
+
     fn put(&mut self, key: &DocKey, fields: &Map<String, Value>) -> Result<PutOutcome, CoreError> {
         if self.failed {
             return Err(CoreError::StoreFailed);
         }
-        if let Some(trust) = &self.trust
-            && !trust.read().me().may_write(&key.scope)
-        {
+        if !self.certified(|me| me.may_write(&key.scope)) {
             return Err(CoreError::ScopeNotWritable {
                 scope: key.scope.to_string(),
             });

@@ -199,11 +199,7 @@ async fn exchange_preambles(
     recv: &mut RecvStream,
 ) -> Result<Vec<u8>, String> {
     let mine = core.preamble().await.ok_or("the box is shutting down")?;
-    let len = (mine.len() as u32).to_be_bytes();
-    send.write_all(&len)
-        .await
-        .map_err(|err| format!("write failed: {err}"))?;
-    send.write_all(&mine)
+    write_frame(send, &mine)
         .await
         .map_err(|err| format!("write failed: {err}"))?;
     match tokio::time::timeout(PREAMBLE_TIMEOUT, read_frame(recv)).await {
@@ -216,13 +212,21 @@ async fn exchange_preambles(
 
 async fn write_frames(mut send: SendStream, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(frame) = frames.recv().await {
-        let len = (frame.len() as u32).to_be_bytes();
-        if send.write_all(&len).await.is_err() || send.write_all(&frame).await.is_err() {
+        if write_frame(&mut send, &frame).await.is_err() {
             return;
         }
     }
     let _ = send.finish();
     let _ = send.stopped().await;
+}
+
+/// One frame: its length (`u32be`), then its bytes.
+async fn write_frame(
+    send: &mut SendStream,
+    frame: &[u8],
+) -> Result<(), iroh::endpoint::WriteError> {
+    send.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    send.write_all(frame).await
 }
 
 async fn read_frame(recv: &mut RecvStream) -> Result<Option<Vec<u8>>, String> {
