@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use culao_node::config::{Config, DEFAULT_CONFIG, PeerConfig};
-use tracing_subscriber::EnvFilter;
+
+mod logs;
 
 /// A culao box: an offline-first replica of an island district's records.
 #[derive(Debug, Parser)]
@@ -116,6 +117,35 @@ enum ProvisionCommand {
         peers: Vec<String>,
         /// Days the certificate is valid.
         #[arg(long, default_value_t = provisioning::enroll::DEFAULT_VALIDITY_DAYS)]
+        days: u32,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+    },
+    /// Make a site device's MQTT credentials: a client certificate that holds it to
+    /// /tenants/NAME/ on the site box's broker, its key, the network CA and a password.
+    /// Prints the line to add to the box's mqtt.server.users_file.
+    Device {
+        /// The network directory.
+        #[arg(long)]
+        network: PathBuf,
+        /// The device's name and topic root: 1 to 24 of a-z, 0-9, unique in the network.
+        #[arg(long)]
+        name: String,
+        /// gate, reader or speaker.
+        #[arg(long)]
+        class: String,
+        /// The site whose box it talks to.
+        #[arg(long)]
+        site: String,
+        /// Directory to write the credentials to (missing or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also append the login line to this users file (the site box's
+        /// mqtt.server.users_file).
+        #[arg(long)]
+        users_file: Option<PathBuf>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
         days: u32,
         #[command(flatten)]
         passphrase: PassphraseArg,
@@ -319,6 +349,45 @@ fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
             writeln!(stdout, "run it   culao up --bundle {}", out.display())?;
             Ok(())
         }
+        ProvisionCommand::Device {
+            network,
+            name,
+            class,
+            site,
+            out,
+            users_file,
+            days,
+            passphrase,
+        } => {
+            let request = provisioning::DeviceRequest {
+                name: name.parse()?,
+                class: class.parse()?,
+                site: site.parse()?,
+                validity_days: days,
+                now_unix_s: now_unix_s(),
+            };
+            let network = provisioning::NetworkDir::open(&network)?;
+            let authority = network.unlock(&passphrase.read()?)?;
+            let device = provisioning::issue_device(&authority, &request)?;
+            device.write_to(&out)?;
+            let line = device.users_line();
+            if let Some(path) = &users_file {
+                append_line(path, &line)?;
+            }
+            let mut stdout = std::io::stdout().lock();
+            writeln!(
+                stdout,
+                "device       {} ({} at {})",
+                device.name, device.class, device.site
+            )?;
+            writeln!(stdout, "credentials  {}", out.display())?;
+            writeln!(stdout, "topics       {}#", device.name.topic_root())?;
+            match &users_file {
+                Some(path) => writeln!(stdout, "users file   {} (line added)", path.display())?,
+                None => writeln!(stdout, "users line   {line}")?,
+            }
+            Ok(())
+        }
         ProvisionCommand::Revoke {
             network,
             node,
@@ -335,6 +404,39 @@ fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Appends `line` to a users file (created 0600 if missing), refusing a second line for the
+/// same user.
+fn append_line(path: &std::path::Path, line: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let user = line.split_whitespace().next().unwrap_or_default();
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => anyhow::bail!("cannot read {}: {err}", path.display()),
+    };
+    if existing
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(user))
+    {
+        anyhow::bail!("{} already has a line for {user}", path.display());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    writeln!(file, "{separator}{line}")?;
+    file.sync_all()?;
+    Ok(())
 }
 
 fn config_from(args: UpArgs) -> anyhow::Result<Config> {
@@ -365,13 +467,7 @@ fn config_from(args: UpArgs) -> anyhow::Result<Config> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_env("CULAO_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,iroh=warn,noq=warn,noq_proto=warn,sled=warn,rumqttd=off")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    logs::init();
 
     let config = config_from(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

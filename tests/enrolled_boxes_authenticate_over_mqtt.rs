@@ -89,7 +89,7 @@ fn enrolled_boxes_sync_over_a_broker_within_their_policy_and_refuse_a_forged_pre
         .as_str()
         .unwrap()
         .to_owned();
-    let topic = |to: &str, from: &str| format!("culao/{network_id}/sync/{to}/{from}");
+    let topic = |to: &str, from: &str| format!("/tenants/{network_id}/sync/{to}/{from}");
     let mut answers = std::process::Command::new("mosquitto_sub")
         .args([
             "-p",

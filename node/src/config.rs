@@ -52,11 +52,13 @@ connect_timeout_ms = 5000
 # For mqtts: the CA that signed the broker's certificate (PEM). Without one, the bundle's
 # tls/ca.pem (a broker run by a box of the network).
 # ca_file = "/etc/culao/broker-ca.pem"
-# Credentials for the broker, if it asks for them.
+# Credentials for a broker culao does not run, if it asks for them. Without a username an
+# enrolled box logs in with its signed token, which a culao box's broker checks.
 # username = "culao-port"
 # password = "..."
-# The first level of every sync topic.
-topic_prefix = "culao"
+# Where the sync tree starts: topics are {topic_prefix}/{network id}/sync/{to}/{from}. A culao
+# broker holds boxes on its TLS listener to /tenants/{network id}/, so keep the default there.
+topic_prefix = "/tenants"
 # Largest MQTT packet sent or accepted, in bytes: frames are cut into chunks that fit.
 # Set it to the broker's limit (mosquitto: message_size_limit; rumqttd: max_payload_size).
 max_packet_bytes = 65536
@@ -70,17 +72,21 @@ fallback_after_ms = 5000
 
 [mqtt.server]
 # Run an MQTT broker on this box (rumqttd) for its site's devices and for boxes that reach
-# each other through it. It does not confine a client to its own topics yet: give
-# credentials only to trusted clients.
+# each other through it (docs/mqtt.md, "The embedded broker").
 enabled = false
-# Plain TCP address of the broker. Port 0 picks a free port (logged at start).
+# Plain TCP address of the broker. Port 0 picks a free port (logged at start). On an
+# enrolled box only boxes may log in here (with their signed token).
 listen = "0.0.0.0:1883"
-# Also listen with TLS here, with the bundle's certificate (clients trust tls/ca.pem).
+# Also listen with TLS here, with the bundle's certificate. Clients must present a
+# certificate from the network's CA (devices: `culao provision device`), and each is held
+# to the topics under /tenants/{its certificate's organization}/.
 # tls_listen = "0.0.0.0:8883"
 # Most clients connected at once.
 max_connections = 256
-# Clients log in with one of these: a file of `USER PASSWORD` lines (mode 0600). Without
-# it the broker admits anonymous clients.
+# Devices' logins: `NAME blake3:DIGEST` lines as `culao provision device` prints them
+# (`NAME PASSWORD` also works, for development). Read again at every device login:
+# delete a line to shut its device out. Without it no device may log in, and an open box
+# (no bundle) admits anonymous clients.
 # users_file = "/etc/culao/mqtt-users"
 
 # Peers to open MQTT sessions with, by node id. Without peers the box only answers
@@ -186,7 +192,7 @@ pub struct MqttServerConfig {
     /// `None`: no TLS listener.
     pub tls_listen: Option<SocketAddr>,
     pub max_connections: usize,
-    /// `None`: anonymous clients are admitted.
+    /// Devices' logins; `None`: no device may log in (an open box admits anyone).
     pub users_file: Option<PathBuf>,
 }
 
@@ -227,7 +233,7 @@ impl Default for MqttConfig {
             ca_file: None,
             username: None,
             password: None,
-            topic_prefix: "culao".into(),
+            topic_prefix: "/tenants".into(),
             max_packet_bytes: 64 << 10,
             ping_ms: 5_000,
             idle_timeout_ms: 20_000,
@@ -341,6 +347,14 @@ impl Config {
                 field: "mqtt.idle_timeout_ms",
                 rule: "above mqtt.ping_ms, itself above 0",
                 value: mqtt.idle_timeout_ms.to_string(),
+            });
+        }
+        let prefix = &mqtt.topic_prefix;
+        if prefix.is_empty() || prefix.ends_with('/') || prefix.contains(['+', '#', '\0']) {
+            return Err(ConfigError::Invalid {
+                field: "mqtt.topic_prefix",
+                rule: "a topic without wildcards (+, #) that does not end with '/'",
+                value: prefix.clone(),
             });
         }
         if let Some(broker) = &mqtt.broker

@@ -169,9 +169,15 @@ pub async fn start_with(
             "no bundle: this box runs open (development only); it syncs with open boxes and refuses enrolled ones"
         ),
     }
-    let network = trust.as_ref().map(|t| t.read().me().network.to_string());
-    let mqtt_link = mqtt::link_config(&config, node_id, &secret, network)?;
-    let mqtt_broker = mqtt::start_broker(&config)?;
+    let enrolled = trust.as_ref().map(|t| {
+        let trust = t.read();
+        mqtt::Enrolled {
+            network: trust.me().network.to_string(),
+            certificate: trust.own().clone(),
+        }
+    });
+    let mqtt_link = mqtt::link_config(&config, node_id, &secret, enrolled)?;
+    let mqtt_broker = mqtt::start_broker(&config, trust.clone())?;
     let session = SessionConfig {
         round_budget_bytes: config.sync.round_budget_bytes,
         gate: trust

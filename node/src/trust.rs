@@ -109,6 +109,11 @@ impl Trust {
         &self.me
     }
 
+    /// This box's own certificate, as it presents it.
+    pub fn own(&self) -> &Certificate {
+        &self.own
+    }
+
     pub fn authority(&self) -> &AuthorityPublicKey {
         &self.authority
     }

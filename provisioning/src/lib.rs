@@ -19,6 +19,8 @@
 //! - [`mod@enroll`]: [`enroll()`] a box and [`revoke()`] one (`culao provision node | revoke`).
 //! - [`bundle`]: the directory handed to a box, written and loaded (`culao up --bundle`).
 //! - [`peers`]: `peers.toml`, where a box listens and whom it dials.
+//! - [`device`]: site devices' MQTT credentials (`culao provision device`): a client
+//!   certificate naming the device's topic root, and a password the box keeps a digest of.
 //!
 //! # Invariants
 //!
@@ -45,6 +47,7 @@ pub mod authority;
 pub mod bundle;
 pub mod cert;
 mod codec;
+pub mod device;
 pub mod enroll;
 mod files;
 pub mod names;
@@ -58,6 +61,9 @@ pub mod tls;
 pub use authority::{AuthorityKey, AuthorityPublicKey, IssueError};
 pub use bundle::{Bundle, BundleError, LoadedBundle, WriteError};
 pub use cert::{CertError, Certificate, CertificateBody, VerifiedPeer, shared_scopes};
+pub use device::{
+    DeviceClass, DeviceCredentials, DeviceError, DeviceName, DeviceRequest, issue_device,
+};
 pub use enroll::{EnrollError, EnrollRequest, RevokeError, enroll, revoke};
 pub use files::IoError;
 pub use names::{NameError, NetworkId, NetworkName, Site};

@@ -7,6 +7,10 @@
 //!
 //! The CA's distinguished name is derived from the network id alone, so the authority can
 //! rebuild the issuer from its sealed key without keeping the CA's parameters elsewhere.
+//!
+//! The organization (O) of a certificate the CA issues is what the box's embedded MQTT broker
+//! holds a TLS client to: topics under `/tenants/{O}/` only (`docs/mqtt.md`). A box's O is its
+//! network id in hex, so boxes share the network's sync tree; a device's O is its own name.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,6 +23,7 @@ use rcgen::{
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::device::{DeviceClass, DeviceName};
 use crate::names::{NetworkId, Site};
 use crate::policy::Role;
 
@@ -107,10 +112,7 @@ impl TlsCa {
         let key = KeyPair::generate().map_err(rcgen_err("box key generation"))?;
 
         let mut name = DistinguishedName::new();
-        name.push(
-            DnType::OrganizationName,
-            format!("culao network {}", self.network),
-        );
+        name.push(DnType::OrganizationName, self.network.to_string());
         name.push(DnType::OrganizationalUnitName, subject.role.as_str());
         name.push(DnType::CommonName, subject.node.to_string());
         let mut params = CertificateParams::default();
@@ -135,6 +137,49 @@ impl TlsCa {
             key_pem: Zeroizing::new(key.serialize_pem()),
         })
     }
+
+    /// A client-only certificate for one site device, with a fresh key: its organization is
+    /// the device's name, which the broker turns into the one topic root it may use.
+    pub(crate) fn issue_device(
+        &self,
+        subject: &DeviceSubject<'_>,
+    ) -> Result<TlsCertificate, TlsError> {
+        let key = KeyPair::generate().map_err(rcgen_err("device key generation"))?;
+
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, subject.name.as_str());
+        name.push(DnType::OrganizationalUnitName, subject.class.as_str());
+        name.push(
+            DnType::CommonName,
+            format!("{} {} at {}", subject.class, subject.name, subject.site),
+        );
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name;
+        params.not_before = datetime(subject.not_before_unix_s)?;
+        params.not_after = datetime(subject.not_after_unix_s)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+
+        let issuer = Issuer::new(self.params(), &self.key);
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(rcgen_err("device certificate"))?;
+        Ok(TlsCertificate {
+            cert_pem: cert.pem(),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+}
+
+/// The names and dates a device's TLS certificate states.
+#[derive(Debug)]
+pub(crate) struct DeviceSubject<'a> {
+    pub name: &'a DeviceName,
+    pub class: DeviceClass,
+    pub site: &'a Site,
+    pub not_before_unix_s: i64,
+    pub not_after_unix_s: i64,
 }
 
 impl fmt::Debug for TlsCa {

@@ -322,6 +322,42 @@ impl Network {
         (out, node_id)
     }
 
+    /// `culao provision device`, appending its login to `users_file`; returns the directory
+    /// of its credentials (`ca.pem`, `device.pem`, `device.key`, `password`).
+    pub fn provision_device(
+        &self,
+        root: &Path,
+        name: &str,
+        class: &str,
+        site: &str,
+        users_file: &Path,
+    ) -> PathBuf {
+        let out = root.join(format!("{name}-device"));
+        let stdout = run_cli(&[
+            "provision",
+            "device",
+            "--network",
+            &self.dir.display().to_string(),
+            "--name",
+            name,
+            "--class",
+            class,
+            "--site",
+            site,
+            "--out",
+            &out.display().to_string(),
+            "--users-file",
+            &users_file.display().to_string(),
+            "--passphrase-file",
+            &self.passphrase_file.display().to_string(),
+        ]);
+        assert!(
+            stdout.contains(&format!("/tenants/{name}/#")),
+            "provision device prints the device's topics: {stdout}"
+        );
+        out
+    }
+
     /// `culao provision revoke`; returns the armored revocation list it printed.
     pub fn revoke(&self, node_id: &str) -> String {
         run_cli(&[

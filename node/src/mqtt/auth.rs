@@ -71,6 +71,11 @@ impl NodeKey {
         Self(SigningKey::from_bytes(secret))
     }
 
+    /// A signature over `message`, for the broker login token (`login.rs`).
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
     /// The first frame of this side: signature, then the preamble.
     pub fn sign(&self, transcript: &Transcript<'_>, preamble: &[u8]) -> Vec<u8> {
         let signature = self.0.sign(&transcript.message(preamble));

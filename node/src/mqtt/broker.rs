@@ -12,12 +12,18 @@
 //!   turns a busy port into a start error instead of a silent broker thread failure) and a
 //!   port 0 is resolved to a free port before rumqttd gets it.
 //!
-//! Clients log in with a user name and password from the users file (`mqtt.server.users_file`,
-//! one `USER PASSWORD` per line); without that file the broker admits anyone.
+//! Who may connect, and to which topics:
 //!
-//! Known limit: rumqttd 0.20 has no topic ACLs, and this module does not confine a client to
-//! its own topics yet (`docs/mqtt.md`): a client that may log in may publish and subscribe
-//! anywhere. Give credentials only to trusted clients.
+//! - the **TLS listener** asks every client for a certificate from the network's TLS CA
+//!   (rumqttd's `verify-client-cert`), and holds each client to the topics under
+//!   `/tenants/{O}/`, O the certificate's organization (rumqttd's `validate-tenant-prefix`):
+//!   a device's O is its name, a box's O its network id, so a device reaches only its own
+//!   topics and boxes only their network's sync tree;
+//! - the **plain listener** holds no one to anything, so on an enrolled box it admits boxes
+//!   only, by their signed login token; devices are refused there;
+//! - every client logs in ([`login`](super::login)): boxes with a token checked against the
+//!   network's trust, devices with the password whose digest is in the users file. An open
+//!   (development) box without a users file admits anyone, and says so at start.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -26,6 +32,9 @@ use std::sync::Arc;
 
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 use tracing::{error, info, warn};
+
+use super::login::{Gatekeeper, Listener, UsersError, read_users};
+use crate::trust::TrustHandle;
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +49,8 @@ pub enum BrokerError {
     TlsWithoutBundle { addr: SocketAddr },
     #[error("cannot start the broker's thread: {0}")]
     Thread(std::io::Error),
-    #[error("cannot read the MQTT users file {}: {source}", path.display())]
-    ReadUsers {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("MQTT users file {}, line {line}: expected `USER PASSWORD`", path.display())]
-    UsersLine { path: PathBuf, line: usize },
+    #[error(transparent)]
+    Users(#[from] UsersError),
 }
 
 /// What the broker needs.
@@ -54,12 +58,23 @@ pub enum BrokerError {
 pub struct BrokerSettings {
     pub listen: SocketAddr,
     pub tls_listen: Option<SocketAddr>,
-    /// The box's certificate and key files (PEM), from its bundle.
-    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// The box's certificate, key and network CA files (PEM), from its bundle.
+    pub tls_files: Option<TlsFiles>,
     pub max_connections: usize,
     pub max_packet_bytes: usize,
-    /// `USER PASSWORD` lines; `None`: anonymous clients are admitted.
+    /// Devices' `USER blake3:DIGEST` (or `USER PASSWORD`) lines.
     pub users_file: Option<PathBuf>,
+    /// The box's trust, which checks boxes' login tokens; `None` for an open box.
+    pub trust: Option<TrustHandle>,
+}
+
+/// The PEM files of the TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The network's TLS CA: client certificates must chain to it.
+    pub ca: PathBuf,
 }
 
 /// The addresses the broker listens on.
@@ -85,45 +100,43 @@ pub fn start(settings: &BrokerSettings) -> Result<RunningBroker, BrokerError> {
         (Some(addr), Some(files)) => Some((claim(addr)?, files.clone())),
     };
 
-    let mut connections = ConnectionSettings {
-        connection_timeout_ms: 5_000,
-        max_payload_size: settings.max_packet_bytes,
-        max_inflight_count: 256,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
     if let Some(path) = &settings.users_file {
-        let users = Arc::new(read_users(path)?);
-        // Our handler rather than rumqttd's table, so that a refused login is logged here,
-        // on culao's target, with the user name and never the password.
-        connections.set_auth_handler(move |client_id, user, password| {
-            let users = users.clone();
-            async move {
-                let admitted = users.get(&user).is_some_and(|p| *p == password);
-                if !admitted {
-                    warn!(%client_id, %user, "MQTT login refused");
-                }
-                admitted
-            }
-        });
+        // Read once now so that a bad file is a start error, not a refused login later.
+        read_users(path)?;
     }
-    let server = |name: &str, listen: SocketAddr, tls: Option<TlsConfig>| ServerSettings {
-        name: name.to_owned(),
-        listen,
-        tls,
-        next_connection_delay_ms: 1,
-        connections: connections.clone(),
+    let gatekeeper = |listener| Gatekeeper {
+        listener,
+        trust: settings.trust.clone(),
+        users_file: settings.users_file.clone(),
     };
-    let mut servers = HashMap::new();
-    servers.insert("tcp".to_owned(), server("culao-tcp", tcp, None));
-    if let Some((addr, (cert, key))) = &tls {
-        let files = TlsConfig::Rustls {
-            capath: None,
-            certpath: cert.display().to_string(),
-            keypath: key.display().to_string(),
+    if gatekeeper(Listener::Plain).admits_anyone() {
+        warn!(
+            "the embedded MQTT broker admits anonymous clients (open box without mqtt.server.users_file): development only"
+        );
+    }
+    let server =
+        |name: &str, listen: SocketAddr, tls: Option<TlsConfig>, listener| ServerSettings {
+            name: name.to_owned(),
+            listen,
+            tls,
+            next_connection_delay_ms: 1,
+            connections: connection_settings(settings, gatekeeper(listener)),
         };
-        servers.insert("tls".to_owned(), server("culao-tls", *addr, Some(files)));
+    let mut servers = HashMap::new();
+    servers.insert(
+        "tcp".to_owned(),
+        server("culao-tcp", tcp, None, Listener::Plain),
+    );
+    if let Some((addr, files)) = &tls {
+        let files_config = TlsConfig::Rustls {
+            capath: Some(files.ca.display().to_string()),
+            certpath: files.cert.display().to_string(),
+            keypath: files.key.display().to_string(),
+        };
+        servers.insert(
+            "tls".to_owned(),
+            server("culao-tls", *addr, Some(files_config), Listener::Tls),
+        );
     }
     let config = Config {
         id: 0,
@@ -157,32 +170,24 @@ pub fn start(settings: &BrokerSettings) -> Result<RunningBroker, BrokerError> {
     Ok(running)
 }
 
-/// Reads the users file: one `USER PASSWORD` per line; blank lines and `#` comments skipped.
-fn read_users(path: &std::path::Path) -> Result<HashMap<String, String>, BrokerError> {
-    let text = std::fs::read_to_string(path).map_err(|source| BrokerError::ReadUsers {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut users = HashMap::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some(user), Some(password), None) => {
-                users.insert(user.to_owned(), password.to_owned());
-            }
-            _ => {
-                return Err(BrokerError::UsersLine {
-                    path: path.to_owned(),
-                    line: index + 1,
-                });
-            }
-        }
+/// One listener's connection limits and its login check.
+fn connection_settings(settings: &BrokerSettings, gatekeeper: Gatekeeper) -> ConnectionSettings {
+    let mut connections = ConnectionSettings {
+        connection_timeout_ms: 5_000,
+        max_payload_size: settings.max_packet_bytes,
+        max_inflight_count: 256,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    if !gatekeeper.admits_anyone() {
+        let gatekeeper = Arc::new(gatekeeper);
+        connections.set_auth_handler(move |client_id, user, password| {
+            let gatekeeper = gatekeeper.clone();
+            async move { gatekeeper.check(&client_id, &user, &password) }
+        });
     }
-    Ok(users)
+    connections
 }
 
 /// Every field set: rumqttd's default (all zeros) accepts connections and then drops
@@ -211,20 +216,5 @@ mod tests {
         assert!(matches!(claim(addr), Err(BrokerError::Bind { .. })));
         let free = claim("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_ne!(free.port(), 0);
-    }
-
-    #[test]
-    fn the_users_file_names_its_bad_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users");
-        std::fs::write(&path, "# devices\ngate-1 s3cret\n\nreader-2 other\n").unwrap();
-        let users = read_users(&path).unwrap();
-        assert_eq!(users.get("gate-1").map(String::as_str), Some("s3cret"));
-        assert_eq!(users.len(), 2);
-        std::fs::write(&path, "gate-1 s3cret\nno-password\n").unwrap();
-        assert!(matches!(
-            read_users(&path),
-            Err(BrokerError::UsersLine { line: 2, .. })
-        ));
     }
 }

@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::auth::{self, NodeKey, Transcript};
 use super::chunk::{self, Chunk, HEADER_BYTES, Kind, Reassembler};
+use super::login::BoxLogin;
 use super::topics::Topics;
 use super::{BrokerUrl, MqttError};
 use crate::core::{CoreHandle, SessionId};
@@ -47,7 +48,7 @@ pub struct LinkConfig {
     pub broker: BrokerUrl,
     /// Set for `mqtts`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub credentials: Option<(String, String)>,
+    pub login: Login,
     /// The network's id in hex, or `open`.
     pub network: String,
     pub topic_prefix: String,
@@ -63,6 +64,36 @@ pub struct LinkConfig {
     pub peers: Vec<NodeId>,
     /// Peers that iroh dials too: MQTT waits `fallback_after` before taking them over.
     pub iroh_peers: Vec<NodeId>,
+}
+
+/// How the link logs in to its broker.
+#[derive(Debug)]
+pub enum Login {
+    Anonymous,
+    /// A user name and password from the config, for a broker culao does not run.
+    Password {
+        user: String,
+        password: String,
+    },
+    /// The enrolled box's signed token (`login.rs`), fresh at each connection.
+    Box(Box<BoxLogin>),
+}
+
+impl Login {
+    /// Sets the credentials of the next connection attempt.
+    fn apply(&self, options: &mut MqttOptions) {
+        match self {
+            Login::Anonymous => {}
+            Login::Password { user, password } => {
+                options.set_credentials(user.clone(), password.clone());
+            }
+            Login::Box(login) => {
+                let now = chrono::Utc::now().timestamp();
+                let (user, token) = login.credentials(&options.client_id(), now);
+                options.set_credentials(user, token);
+            }
+        }
+    }
 }
 
 /// What the poller and the forwarders tell the link.
@@ -83,7 +114,7 @@ enum Event {
 
 /// Starts the link; it runs until `stop` changes or its sender is dropped.
 pub fn spawn(
-    config: LinkConfig,
+    mut config: LinkConfig,
     core: CoreHandle,
     stop: watch::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, MqttError> {
@@ -99,9 +130,8 @@ pub fn spawn(
             tls.clone(),
         )));
     }
-    if let Some((user, password)) = &config.credentials {
-        options.set_credentials(user.clone(), password.clone());
-    }
+    let login = std::mem::replace(&mut config.login, Login::Anonymous);
+    login.apply(&mut options);
     let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let mut network = NetworkOptions::new();
     // Without it every QoS 1 round trip waits for delayed ACKs (~40 ms on loopback).
@@ -112,7 +142,7 @@ pub fn spawn(
     let (events_tx, events) = mpsc::unbounded_channel();
     let seed = u64::from_le_bytes(array8(config.me.as_bytes()));
     let backoff = Backoff::new(config.reconnect_min, config.reconnect_max, seed);
-    let poller = tokio::spawn(poll(eventloop, events_tx.clone(), backoff));
+    let poller = tokio::spawn(poll(eventloop, login, events_tx.clone(), backoff));
     info!(broker = %format!("{}:{}", config.broker.host, config.broker.port), tls = config.tls.is_some(), peers = config.peers.len(), "MQTT link starting");
 
     let link = Link::new(config, core, client, events_tx);
@@ -136,9 +166,11 @@ fn fresh_nonce() -> u64 {
     u64::from_le_bytes(array8(&bytes)).max(1)
 }
 
-/// Drives rumqttc's event loop; reconnects by polling again after a failure.
+/// Drives rumqttc's event loop; reconnects by polling again after a failure, with fresh
+/// credentials.
 async fn poll(
     mut eventloop: EventLoop,
+    login: Login,
     events: mpsc::UnboundedSender<Event>,
     mut backoff: Backoff,
 ) {
@@ -156,6 +188,7 @@ async fn poll(
             Err(err) => {
                 let _ = events.send(Event::Down(err.to_string()));
                 tokio::time::sleep(backoff.next_wait()).await;
+                login.apply(&mut eventloop.mqtt_options);
                 continue;
             }
         };

@@ -9,6 +9,7 @@
 //!   broker, unlike QUIC, proves nothing about who published.
 //! - [`link`]: the task that keeps one broker connection and drives a core session per peer.
 //! - [`broker`]: the embedded broker (rumqttd) a box may run, with its quirks contained.
+//! - [`login`]: who the embedded broker admits, and the signed token a box logs in with.
 //!
 //! # Invariants
 //!
@@ -35,14 +36,17 @@ pub mod auth;
 pub mod broker;
 pub mod chunk;
 pub mod link;
+pub mod login;
 pub mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crdt_model::NodeId;
+use provisioning::Certificate;
 
 use crate::config::Config;
+use crate::trust::TrustHandle;
 
 /// A parsed `mqtt.broker` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,13 +92,29 @@ pub enum MqttError {
     },
     #[error("the broker's CA is not usable PEM: {0}")]
     Ca(String),
+    #[error("cannot read the box's TLS client certificate or key {}: {reason}", path.display())]
+    ClientCert {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Broker(#[from] broker::BrokerError),
 }
 
+/// What an enrolled box brings to a broker: its network and certificate, for the login
+/// token, and its bundle's TLS files, for the client certificate.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub network: String,
+    pub certificate: Certificate,
+}
+
 /// The embedded broker, started when the config enables it; TLS uses the bundle's
-/// certificate.
-pub fn start_broker(config: &Config) -> Result<Option<broker::RunningBroker>, MqttError> {
+/// certificate and asks clients for one from the bundle's CA.
+pub fn start_broker(
+    config: &Config,
+    trust: Option<TrustHandle>,
+) -> Result<Option<broker::RunningBroker>, MqttError> {
     let server = &config.mqtt.server;
     if !server.enabled {
         return Ok(None);
@@ -103,21 +123,26 @@ pub fn start_broker(config: &Config) -> Result<Option<broker::RunningBroker>, Mq
     let settings = broker::BrokerSettings {
         listen: server.listen,
         tls_listen: server.tls_listen,
-        tls_files: tls.map(|dir| (dir.join("node.pem"), dir.join("node.key"))),
+        tls_files: tls.map(|dir| broker::TlsFiles {
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+            ca: dir.join("ca.pem"),
+        }),
         max_connections: server.max_connections,
         max_packet_bytes: config.mqtt.max_packet_bytes,
         users_file: server.users_file.clone(),
+        trust,
     };
     Ok(Some(broker::start(&settings)?))
 }
 
-/// The MQTT link's settings, when the config names a broker. `network` is the enrolled
-/// box's network id; `None` for an open box.
+/// The MQTT link's settings, when the config names a broker; `enrolled` is `None` for an
+/// open box.
 pub fn link_config(
     config: &Config,
     me: NodeId,
     secret: &[u8; 32],
-    network: Option<String>,
+    enrolled: Option<Enrolled>,
 ) -> Result<Option<link::LinkConfig>, MqttError> {
     let mqtt = &config.mqtt;
     let Some(url) = &mqtt.broker else {
@@ -135,19 +160,35 @@ pub fn link_config(
                 path: path.clone(),
                 source,
             })?;
-            Some(tls_client_config(&pem)?)
+            let client = match &config.bundle {
+                Some(dir) => Some(client_identity(&dir.join("tls"))?),
+                None => None,
+            };
+            Some(tls_client_config(&pem, client)?)
         }
         (true, None) => return Err(MqttError::NoCa),
+    };
+    // A configured user name wins (a broker culao does not run); an enrolled box otherwise
+    // logs in with its signed token, which a culao broker checks.
+    let login = match (&mqtt.username, &enrolled) {
+        (Some(user), _) => link::Login::Password {
+            user: user.clone(),
+            password: mqtt.password.clone().map(|p| p.0).unwrap_or_default(),
+        },
+        (None, Some(enrolled)) => link::Login::Box(Box::new(login::BoxLogin {
+            key: auth::NodeKey::from_secret_bytes(secret),
+            node: me,
+            certificate: enrolled.certificate.clone(),
+            network: enrolled.network.clone(),
+        })),
+        (None, None) => link::Login::Anonymous,
     };
 
     Ok(Some(link::LinkConfig {
         broker,
         tls,
-        credentials: mqtt
-            .username
-            .clone()
-            .map(|user| (user, mqtt.password.clone().map(|p| p.0).unwrap_or_default())),
-        network: network.unwrap_or_else(|| "open".to_owned()),
+        login,
+        network: enrolled.map_or_else(|| "open".to_owned(), |e| e.network),
         topic_prefix: mqtt.topic_prefix.clone(),
         me,
         key: auth::NodeKey::from_secret_bytes(secret),
@@ -162,8 +203,40 @@ pub fn link_config(
     }))
 }
 
-/// A rustls client configuration (ring) that trusts only the certificates in `ca_pem`.
-pub fn tls_client_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, MqttError> {
+/// The box's TLS certificate chain and key (its bundle's `tls/node.pem`, `tls/node.key`),
+/// presented to brokers that ask for a client certificate.
+pub type ClientIdentity = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// Reads the bundle's TLS certificate and key from `tls_dir`.
+pub fn client_identity(tls_dir: &std::path::Path) -> Result<ClientIdentity, MqttError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (cert, key) = (tls_dir.join("node.pem"), tls_dir.join("node.key"));
+    let unreadable = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |err: rustls::pki_types::pem::Error| MqttError::ClientCert {
+            path,
+            reason: err.to_string(),
+        }
+    };
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .map_err(unreadable(&cert))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable(&cert))?;
+    let key_der = PrivateKeyDer::from_pem_file(&key).map_err(unreadable(&key))?;
+    Ok((chain, key_der))
+}
+
+/// A rustls client configuration (ring) that trusts only the certificates in `ca_pem`, and
+/// presents `client` when the broker asks for a certificate.
+pub fn tls_client_config(
+    ca_pem: &[u8],
+    client: Option<ClientIdentity>,
+) -> Result<Arc<rustls::ClientConfig>, MqttError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
 
@@ -181,8 +254,13 @@ pub fn tls_client_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Mqt
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| MqttError::Ca(err.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((chain, key)) => config
+            .with_client_auth_cert(chain, key)
+            .map_err(|err| MqttError::Ca(err.to_string()))?,
+        None => config.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
