@@ -253,3 +253,65 @@ fn a_device_uses_its_own_topics_and_no_others() {
         &reader.credentials()
     ));
 }
+
+/// `culao provision device` with `args`; returns its exit status and stderr.
+fn provision_device(network: &Network, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_culao"))
+        .args(["provision", "device", "--network"])
+        .arg(&network.dir)
+        .arg("--passphrase-file")
+        .arg(&network.passphrase_file)
+        .args(args)
+        .output()
+        .expect("culao runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_device_requests_are_refused_naming_what_was_wrong() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let network = Network::init(root, "phu-quy");
+    let users = root.join("users");
+    let out = |name: &str| root.join(name).display().to_string();
+    let users_arg = users.display().to_string();
+    let base = |name: &'static str, class: &'static str, dir: &str| -> Vec<String> {
+        [
+            "--name", name, "--class", class, "--site", "port", "--out", dir,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    for (name, class, expected) in [
+        ("Gate-1", "gate", "device name \"Gate-1\""),
+        ("gate1", "camera", "device class \"camera\""),
+    ] {
+        let args = base(name, class, &out("bad"));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, stderr) = provision_device(&network, &refs);
+        assert!(!ok && stderr.contains(expected), "{stderr}");
+    }
+
+    let mut args = base("gate1", "gate", &out("first"));
+    args.extend(["--users-file".to_owned(), users_arg.clone()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(provision_device(&network, &refs).0);
+    let mut again = base("gate1", "reader", &out("second"));
+    again.extend(["--users-file".to_owned(), users_arg]);
+    let refs: Vec<&str> = again.iter().map(String::as_str).collect();
+    let (ok, stderr) = provision_device(&network, &refs);
+    assert!(
+        !ok && stderr.contains("already issued"),
+        "a name is issued once: {stderr}"
+    );
+    let lines = std::fs::read_to_string(&users).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(
+        !root.join("second").exists(),
+        "nothing written for a refused device"
+    );
+}
