@@ -247,6 +247,20 @@ pub struct Workload {
     pub announcements_per_h: f64,
     #[serde(default)]
     pub sports_results_per_h: f64,
+    /// Student cards each school issues at the start.
+    #[serde(default)]
+    pub students_per_school: u32,
+    /// Staff cards each commune hall issues at the start.
+    #[serde(default)]
+    pub staff_per_commune: u32,
+    /// Pupils checked into class at their school, or staff into a meeting at any commune
+    /// hall (their card must have reached it).
+    #[serde(default)]
+    pub attendance_per_h: f64,
+    /// How often each commune hall tops up the paying boxes' allowances on its wallets
+    /// (those under 500,000 VND in its view get 1,000,000 more). Absent or 0: never.
+    #[serde(default)]
+    pub allowance_refill_every_min: f64,
 }
 
 impl Default for Workload {
@@ -265,6 +279,10 @@ impl Default for Workload {
             clinic_visits_per_h: 0.0,
             announcements_per_h: 0.0,
             sports_results_per_h: 0.0,
+            students_per_school: 0,
+            staff_per_commune: 0,
+            attendance_per_h: 0.0,
+            allowance_refill_every_min: 0.0,
         }
     }
 }
@@ -458,6 +476,11 @@ impl Scenario {
             ),
             ("workload.announcements_per_h", w.announcements_per_h),
             ("workload.sports_results_per_h", w.sports_results_per_h),
+            ("workload.attendance_per_h", w.attendance_per_h),
+            (
+                "workload.allowance_refill_every_min",
+                w.allowance_refill_every_min,
+            ),
         ] {
             non_negative(field, value)?;
         }

@@ -5,13 +5,15 @@
 //! site's staff would trigger. What the records refuse (an allowance too small, a pass not
 //! yet arrived at the gate) is counted, never forced.
 //!
-//! Documents: one per pass (`tickets`), per wallet (`cards`), per resort's bookings
-//! (`bookings`), per patient (`health`), per announcement (`radio`), per fixture (`sports`).
+//! Documents: one per pass (`tickets`), per wallet and per card (`cards`), per resort's
+//! bookings (`bookings`), per patient (`health`), per announcement (`radio`), per fixture
+//! (`sports`).
 //! Small documents keep each edit cheap; the rules that need several records together
 //! (overlapping bookings of a resort, a pass's uses) find them in one document.
 //!
 //! This module holds the schedule and the dispatch; `ticketing` the passes, gates and
-//! double uses; `island` the rest of the day.
+//! double uses; `people` the cards, attendance and allowance refills; `island` the rest of
+//! the day.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +24,7 @@ use crdt_model::{DocId, DocKey, Scope};
 use provisioning::policy::Role;
 
 mod island;
+mod people;
 mod ticketing;
 
 use crate::SimError;
@@ -56,6 +59,11 @@ pub(crate) enum Work {
         at_box: usize,
         fixture: u64,
     },
+    Attendance,
+    /// A commune hall tops up the paying boxes' allowances on its wallets.
+    Refill {
+        hall: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -77,6 +85,9 @@ pub(crate) struct WorkState {
     pub injected: BTreeSet<RecordId>,
     pub wallets: Vec<DocKey>,
     pub wallet_ids: Vec<RecordId>,
+    /// The commune hall that owns each wallet.
+    wallet_owners: Vec<usize>,
+    cards: Vec<people::CardInfo>,
     /// (resort box, its bookings document).
     pub resort_docs: Vec<(usize, DocKey)>,
     /// (resort box, its lodging document: establishment, rooms, registrations).
@@ -165,6 +176,13 @@ impl World {
                 self.open_wallet(commune, i, &payers)?;
             }
         }
+        if w.allowance_refill_every_min > 0.0 {
+            let every = (w.allowance_refill_every_min * 60.0 * SECOND as f64) as Micros;
+            for hall in self.boxes_with(&[Role::Commune]) {
+                self.schedule(every, Event::Work(Work::Refill { hall }));
+            }
+        }
+        self.issue_cards()?;
         for resort in self.boxes_with(&[Role::Resort]) {
             if w.lodging_check_ins_per_h > 0.0 {
                 self.open_establishment(resort)?;
@@ -211,6 +229,7 @@ impl World {
         self.schedule_poisson(Work::CheckIn, w.lodging_check_ins_per_h);
         self.schedule_poisson(Work::Announcement, w.announcements_per_h);
         self.schedule_poisson(Work::Fixture, w.sports_results_per_h);
+        self.schedule_poisson(Work::Attendance, w.attendance_per_h);
         Ok(())
     }
 
@@ -250,6 +269,7 @@ impl World {
         outcome.map_err(SimError::Internal)?;
         self.work.wallets.push(key);
         self.work.wallet_ids.push(wallet_id);
+        self.work.wallet_owners.push(commune);
         Ok(())
     }
 
@@ -301,6 +321,18 @@ impl World {
                 self.schedule_poisson(Work::Fixture, w.sports_results_per_h);
             }
             Work::Result { at_box, fixture } => self.result(at_box, fixture)?,
+            Work::Attendance => {
+                self.attendance()?;
+                self.schedule_poisson(Work::Attendance, w.attendance_per_h);
+            }
+            Work::Refill { hall } => {
+                self.refill_allowances(hall)?;
+                let every = (w.allowance_refill_every_min * 60.0 * SECOND as f64) as Micros;
+                let next = self.now + every;
+                if next < self.end {
+                    self.schedule(next, Event::Work(Work::Refill { hall }));
+                }
+            }
         }
         Ok(())
     }
