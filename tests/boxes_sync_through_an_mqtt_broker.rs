@@ -161,3 +161,43 @@ fn a_killed_and_restarted_box_replaces_its_session_once_it_proves_its_key() {
         "the old session was replaced by the verified new one, not left to time out"
     );
 }
+
+#[test]
+fn a_client_reading_every_topic_sees_no_record_content() {
+    let root = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(&root.path().join("broker"));
+    // Whoever may subscribe to everything on the broker: its operator, or a client its ACLs
+    // let in. It records every payload, in hex.
+    let mut spy = std::process::Command::new("mosquitto_sub")
+        .args(["-p", &broker.port.to_string(), "-t", "#", "-F", "%x"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    let b_id = node_id_of(&b_dir);
+    let a = Culao::start_with(
+        &a_dir,
+        0,
+        &[],
+        &mqtt_config(&a_dir, &broker.url(), &[&b_id], ""),
+    );
+    let b = Culao::start_with(&b_dir, 0, &[], &mqtt_config(&b_dir, &broker.url(), &[], ""));
+    let secret = "Nguyen-Thi-Hoa-passport-B1234567";
+    let body = format!(r#"{{"seat":7,"holder":"{secret}"}}"#);
+    assert_eq!(a.put("tickets", &doc_id(7), &body).0, 200);
+    eventually(WAIT, "the ticket on B", || has(&b, 7, 7));
+    std::thread::sleep(Duration::from_millis(500));
+
+    let _ = spy.kill();
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut spy.stdout.take().unwrap(), &mut seen).unwrap();
+    let _ = spy.wait();
+    assert!(seen.lines().count() > 4, "the spy saw the session: {seen}");
+    let needle: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !seen.contains(&needle),
+        "a record's content crossed the broker in the clear"
+    );
+}

@@ -19,6 +19,11 @@
 
 use crdt_model::wire::MAX_MESSAGE_BYTES;
 
+use super::auth::SEAL_OVERHEAD;
+
+/// The largest frame reassembled: a sync message of the largest size, sealed.
+pub const MAX_FRAME_BYTES: usize = MAX_MESSAGE_BYTES + SEAL_OVERHEAD;
+
 const MAGIC: &[u8; 4] = b"CLMQ";
 const VERSION: u8 = 1;
 /// Bytes before a chunk's payload.
@@ -95,7 +100,7 @@ pub enum ChunkError {
     },
     #[error("frame {frame} changed its chunk count from {was} to {now}")]
     CountChanged { frame: u32, was: u16, now: u16 },
-    #[error("frame {frame} exceeds {MAX_MESSAGE_BYTES} bytes")]
+    #[error("frame {frame} exceeds {MAX_FRAME_BYTES} bytes")]
     TooLarge { frame: u32 },
 }
 
@@ -204,7 +209,7 @@ pub fn split(
 }
 
 /// Rebuilds one side's frames from its chunks, in order. Holds at most one frame, itself at
-/// most `MAX_MESSAGE_BYTES`: a peer cannot make the box buffer more.
+/// most `MAX_FRAME_BYTES`: a peer cannot make the box buffer more.
 #[derive(Debug, Default)]
 pub struct Reassembler {
     next_frame: u32,
@@ -240,7 +245,7 @@ impl Reassembler {
                 now: chunk.count,
             });
         }
-        if self.buffer.len() + chunk.payload.len() > MAX_MESSAGE_BYTES {
+        if self.buffer.len() + chunk.payload.len() > MAX_FRAME_BYTES {
             return Err(ChunkError::TooLarge { frame: chunk.frame });
         }
         self.buffer.extend_from_slice(chunk.payload);

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::auth::{self, NodeKey, Transcript};
+use super::auth::{self, Ephemeral, NodeKey, SessionCipher, SessionNames, Transcript};
 use super::chunk::{self, Chunk, HEADER_BYTES, Kind, Reassembler};
 use super::login::BoxLogin;
 use super::topics::Topics;
@@ -215,7 +215,11 @@ struct Peer {
 
 enum State {
     Idle,
-    Opening { nonce: u64, sent: Instant },
+    Opening {
+        nonce: u64,
+        sent: Instant,
+        ephemeral: Ephemeral,
+    },
     Live(Box<Live>),
 }
 
@@ -234,6 +238,10 @@ struct Live {
     theirs: u64,
     /// This side sent the open.
     opener: bool,
+    /// This side's key for the session's key agreement, until the peer's is known.
+    ephemeral: Option<Ephemeral>,
+    /// The session's keys, once the peer's signed opening has verified.
+    cipher: Option<Arc<SessionCipher>>,
     inbound: Reassembler,
     /// The core's session and the flag that stops its forwarder; `None` until the peer's
     /// signed preamble has verified and the core admitted it.
@@ -444,10 +452,14 @@ impl Link {
 
         let mine = fresh_nonce();
         let now = Instant::now();
+        let ephemeral = Ephemeral::generate();
+        let public = ephemeral.public();
         let fresh = Box::new(Live {
             mine,
             theirs,
             opener: false,
+            ephemeral: Some(ephemeral),
+            cipher: None,
             inbound: Reassembler::default(),
             session: None,
             last_heard: now,
@@ -462,7 +474,7 @@ impl Link {
             self.peer(from).state = State::Live(fresh);
             debug!(peer = %from.short(), "open received; answering with this box's preamble");
         }
-        self.send_preamble(from, theirs, mine, false).await;
+        self.send_preamble(from, theirs, mine, false, &public).await;
     }
 
     /// A chunk of the session `from` asked for while another is admitted: once its preamble
@@ -516,13 +528,15 @@ impl Link {
             .try_publish(self.topics.to(&from), QoS::AtLeastOnce, false, close);
     }
 
-    /// Signs this box's preamble for the session and publishes it as frame 0.
+    /// Signs this box's ephemeral key and preamble for the session and publishes them as
+    /// frame 0.
     async fn send_preamble(
         &mut self,
         peer: NodeId,
         opener_nonce: u64,
         accepter_nonce: u64,
         opener: bool,
+        ephemeral: &[u8; 32],
     ) {
         let Some(preamble) = self.core.preamble().await else {
             return;
@@ -534,7 +548,7 @@ impl Link {
             opener_nonce,
             accepter_nonce,
         };
-        let frame = self.config.key.sign(&transcript, &preamble);
+        let frame = self.config.key.sign(&transcript, ephemeral, &preamble);
         let (mine, theirs) = if opener {
             (opener_nonce, accepter_nonce)
         } else {
@@ -566,12 +580,16 @@ impl Link {
         if let State::Opening { nonce, .. } = peer.state
             && chunk.receiver == nonce
             && (chunk.frame, chunk.index) == (0, 0)
+            && let State::Opening { ephemeral, .. } =
+                std::mem::replace(&mut peer.state, State::Idle)
         {
             let now = Instant::now();
             peer.state = State::Live(Box::new(Live {
                 mine: nonce,
                 theirs: chunk.sender,
                 opener: true,
+                ephemeral: Some(ephemeral),
+                cipher: None,
                 inbound: Reassembler::default(),
                 session: None,
                 last_heard: now,
@@ -598,9 +616,16 @@ impl Link {
                 return;
             }
         };
-        match live.session.clone() {
-            Some((id, _)) => self.core.frame(id, frame).await,
-            None => self.admit(from, &frame).await,
+        let (Some((id, _)), Some(cipher)) = (live.session.clone(), live.cipher.clone()) else {
+            self.admit(from, &frame).await;
+            return;
+        };
+        match cipher.open(chunk.frame, &frame) {
+            Ok(plain) => self.core.frame(id, plain).await,
+            Err(err) => {
+                warn!(peer = %from.short(), cause = %err, "sealed frame refused; session ends");
+                self.end(from, &err.to_string(), true).await;
+            }
         }
     }
 
@@ -622,20 +647,42 @@ impl Link {
             opener_nonce,
             accepter_nonce,
         };
-        let preamble = match auth::verify(&transcript, frame) {
-            Ok(preamble) => preamble,
+        let opening = match auth::verify(&transcript, frame) {
+            Ok(opening) => opening,
             Err(err) => {
                 warn!(peer = %from.short(), cause = %err, "peer refused at authentication");
                 self.end(from, &err.to_string(), true).await;
                 return;
             }
         };
+        let Some(ephemeral) = self.peers.get_mut(&from).and_then(|p| match &mut p.state {
+            State::Live(live) => live.ephemeral.take(),
+            _ => None,
+        }) else {
+            return;
+        };
+        let names = SessionNames {
+            network: &self.config.network,
+            opener: if opener { self.config.me } else { from },
+            accepter: if opener { from } else { self.config.me },
+            opener_nonce,
+            accepter_nonce,
+        };
+        let cipher = match SessionCipher::agree(&ephemeral, &opening.ephemeral, &names, opener) {
+            Ok(cipher) => Arc::new(cipher),
+            Err(err) => {
+                warn!(peer = %from.short(), cause = %err, "peer refused at key agreement");
+                self.end(from, &err.to_string(), true).await;
+                return;
+            }
+        };
         if opener {
-            self.send_preamble(from, mine, theirs, true).await;
+            self.send_preamble(from, mine, theirs, true, &ephemeral.public())
+                .await;
         }
 
         let (outbox, frames) = mpsc::unbounded_channel();
-        let id = match self.core.open(from, opener, preamble, outbox).await {
+        let id = match self.core.open(from, opener, opening.preamble, outbox).await {
             Ok(id) => id,
             Err(refused) => {
                 debug!(peer = %from.short(), reason = %refused, "session not opened");
@@ -651,6 +698,7 @@ impl Link {
             topic,
             mine,
             theirs,
+            cipher: cipher.clone(),
             alive: alive.clone(),
             events: self.events.clone(),
             peer: from,
@@ -660,6 +708,7 @@ impl Link {
         peer.backoff.reset();
         if let State::Live(live) = &mut peer.state {
             live.session = Some((id, alive));
+            live.cipher = Some(cipher);
         }
         debug!(peer = %from.short(), session = id, dialed = opener, "connected over MQTT");
     }
@@ -773,7 +822,11 @@ impl Link {
         }
 
         let nonce = fresh_nonce();
-        peer.state = State::Opening { nonce, sent: now };
+        peer.state = State::Opening {
+            nonce,
+            sent: now,
+            ephemeral: Ephemeral::generate(),
+        };
         let open = Chunk::control(Kind::Open, nonce, 0, b"").encode();
         if let Err(err) =
             self.client
@@ -792,6 +845,7 @@ struct Forwarder {
     max_payload: usize,
     mine: u64,
     theirs: u64,
+    cipher: Arc<SessionCipher>,
     /// Cleared when the link ends the session: nothing more is published for it.
     alive: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<Event>,
@@ -800,10 +854,15 @@ struct Forwarder {
 
 impl Forwarder {
     async fn run(self, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {
-        // Frame 0 was the preamble, published by the link.
+        // Frame 0 was the preamble, published by the link. A frame number is a nonce of the
+        // session's key: the session ends before one would be used twice.
         let mut number = 1u32;
         while let Some(frame) = frames.recv().await {
-            for bytes in chunk::split(&frame, number, self.mine, self.theirs, self.max_payload) {
+            if number == u32::MAX {
+                break;
+            }
+            let sealed = self.cipher.seal(number, &frame);
+            for bytes in chunk::split(&sealed, number, self.mine, self.theirs, self.max_payload) {
                 if !self.alive.load(Ordering::Relaxed) {
                     return;
                 }
@@ -815,7 +874,7 @@ impl Forwarder {
                     return;
                 }
             }
-            number = number.wrapping_add(1);
+            number += 1;
         }
         // The core dropped the outbox: the session is over on this side.
         if self.alive.load(Ordering::Relaxed) {

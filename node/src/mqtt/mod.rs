@@ -5,8 +5,9 @@
 //! - [`topics`]: the topic tree, one topic per direction of a pair of boxes.
 //! - [`chunk`]: the chunk header, splitting frames to the broker's packet size and
 //!   reassembling them with bounded memory.
-//! - [`auth`]: the signed preamble, which binds a session to the peer's node key since a
-//!   broker, unlike QUIC, proves nothing about who published.
+//! - [`auth`]: the signed opening, which binds a session to the peer's node key since a
+//!   broker, unlike QUIC, proves nothing about who published, and the keys that seal the
+//!   session's later frames.
 //! - [`link`]: the task that keeps one broker connection and drives a core session per peer.
 //! - [`broker`]: the embedded broker (rumqttd) a box may run, with its quirks contained.
 //! - [`login`]: who the embedded broker admits, and the signed token a box logs in with.
@@ -23,12 +24,9 @@
 //!
 //! # Known limits
 //!
-//! - Frames after the signed preamble are not signed one by one: a party that may publish
-//!   on a box's inbox topic (the broker's operator, or a client the broker does not confine)
-//!   can inject or drop sync messages of a live session, and read it. Entries stay signed by
-//!   their origins and gated by their certificates, so it cannot forge records; it can stall
-//!   a session or learn what it carries. Use TLS to the broker and a broker that confines
-//!   clients to their own topics (`docs/mqtt.md`).
+//! - Frames after the signed opening are sealed (`auth::SessionCipher`); opens, pings and
+//!   closes are not, so a party that may publish on a box's inbox topic can end or stall a
+//!   session, never read or change what it carries.
 //! - An open in a peer's name replaces an admitted session only once the new side's signed
 //!   preamble verifies, but it can disturb a session that is still being opened.
 
