@@ -109,8 +109,6 @@ impl TlsCa {
 
     /// A server-and-client certificate for one box, with a fresh key.
     pub(crate) fn issue(&self, subject: &TlsSubject<'_>) -> Result<TlsCertificate, TlsError> {
-        let key = KeyPair::generate().map_err(rcgen_err("box key generation"))?;
-
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, self.network.to_string());
         name.push(DnType::OrganizationalUnitName, subject.role.as_str());
@@ -125,17 +123,8 @@ impl TlsCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params.use_authority_key_identifier_extension = true;
         params.subject_alt_names = subject_alt_names(subject)?;
-
-        let issuer = Issuer::new(self.params(), &self.key);
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(rcgen_err("box certificate"))?;
-        Ok(TlsCertificate {
-            cert_pem: cert.pem(),
-            key_pem: Zeroizing::new(key.serialize_pem()),
-        })
+        self.sign_fresh(params, "box certificate")
     }
 
     /// A client-only certificate for one site device, with a fresh key: its organization is
@@ -144,8 +133,6 @@ impl TlsCa {
         &self,
         subject: &DeviceSubject<'_>,
     ) -> Result<TlsCertificate, TlsError> {
-        let key = KeyPair::generate().map_err(rcgen_err("device key generation"))?;
-
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, subject.name.as_str());
         name.push(DnType::OrganizationalUnitName, subject.class.as_str());
@@ -159,12 +146,19 @@ impl TlsCa {
         params.not_after = datetime(subject.not_after_unix_s)?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
+        self.sign_fresh(params, "device certificate")
+    }
 
+    /// Signs `params` for a fresh key, naming this CA's key as the authority's.
+    fn sign_fresh(
+        &self,
+        mut params: CertificateParams,
+        what: &'static str,
+    ) -> Result<TlsCertificate, TlsError> {
+        let key = KeyPair::generate().map_err(rcgen_err(what))?;
+        params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::new(self.params(), &self.key);
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(rcgen_err("device certificate"))?;
+        let cert = params.signed_by(&key, &issuer).map_err(rcgen_err(what))?;
         Ok(TlsCertificate {
             cert_pem: cert.pem(),
             key_pem: Zeroizing::new(key.serialize_pem()),
