@@ -269,17 +269,7 @@ impl Certificate {
             });
         }
 
-        Ok(VerifiedPeer {
-            network: body.network,
-            node: body.node,
-            role: body.role,
-            site: body.site.clone(),
-            read: body.read.clone(),
-            write: body.write.clone(),
-            carry: body.carry.clone(),
-            serial: body.serial,
-            not_after_unix_s: body.not_after_unix_s,
-        })
+        Ok(VerifiedPeer(body.clone()))
     }
 
     /// [`Certificate::check_node`] then [`Certificate::verify`]: what a session runs on the
@@ -296,21 +286,20 @@ impl Certificate {
     }
 }
 
-/// A node whose certificate verified: what it is and what it may hold.
+/// A node whose certificate verified: the certificate's body, which only
+/// [`Certificate::verify`] makes into one. Its fields read through (`peer.role`).
 ///
 /// It stays true only until `not_after_unix_s` or a revocation of `node`; a long session
 /// re-verifies the certificate when either may have changed.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct VerifiedPeer {
-    pub network: NetworkId,
-    pub node: NodeId,
-    pub role: Role,
-    pub site: Site,
-    pub read: BTreeSet<Scope>,
-    pub write: BTreeSet<Scope>,
-    pub carry: BTreeSet<Scope>,
-    pub serial: u64,
-    pub not_after_unix_s: i64,
+pub struct VerifiedPeer(CertificateBody);
+
+impl std::ops::Deref for VerifiedPeer {
+    type Target = CertificateBody;
+
+    fn deref(&self) -> &CertificateBody {
+        &self.0
+    }
 }
 
 impl VerifiedPeer {
