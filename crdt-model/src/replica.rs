@@ -8,13 +8,20 @@
 //! Writes are staged in a [`WriteBatch`] and reach the store at [`Replica::commit`]. If a
 //! commit fails the replica refuses all further work ([`ReplicaError::Failed`]): its memory
 //! is then ahead of its store, and only a restart from the store is safe.
+//!
+//! A document edited is stored by appending the changes applied, and saved whole from time to
+//! time ([`saving`]). A cached document always equals what its staged or stored form loads to.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod saving;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::num::NonZeroUsize;
 
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, ChangeHash, ReadDoc, SaveOptions};
+use automerge::{ActorId, Automerge, ChangeHash};
 use lru::LruCache;
+
+use self::saving::{CachedDoc, still_waiting};
 
 use crate::entry::{
     Entry, EntryError, EntryHash, Identity, actor_for, check_change, verify_signature,
@@ -107,7 +114,7 @@ pub struct Replica<S: Store> {
     store: S,
     heads: Heads,
     /// Recently used documents; the store holds all of them.
-    cache: LruCache<DocKey, Automerge>,
+    cache: LruCache<DocKey, CachedDoc>,
     staged: WriteBatch,
     waiting: BTreeMap<DocKey, Waiting>,
     quarantined: BTreeSet<NodeId>,
@@ -186,19 +193,20 @@ impl<S: Store> Replica<S> {
         edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), E>,
     ) -> Result<Option<WriteReceipt>, WriteError<E>> {
         self.check_usable()?;
-        let mut doc = self.take_doc(key)?.unwrap_or_default();
+        let mut cached = self.take_doc(key)?.unwrap_or_default();
+        let doc = &mut cached.doc;
         doc.set_actor(self.actor.clone());
 
         let outcome = doc.transact_with(|_| CommitOptions::default().with_time(time_s), edit);
         let committed = match outcome {
             Ok(success) => success.hash.is_some(),
             Err(failure) => {
-                self.cache.put(key.clone(), doc);
+                self.cache.put(key.clone(), cached);
                 return Err(WriteError::Edit(failure.error));
             }
         };
         if !committed {
-            self.cache.put(key.clone(), doc);
+            self.cache.put(key.clone(), cached);
             return Ok(None);
         }
         let Some(change) = doc.get_last_local_change() else {
@@ -210,9 +218,10 @@ impl<S: Store> Replica<S> {
         };
         let change = change.raw_bytes().to_vec();
         if change.len() > MAX_CHANGE_BYTES {
-            // Dropping `doc` discards the edit: the staged or stored version is still intact.
+            // Dropping `cached` discards the edit: the staged or stored version is still intact.
             return Err(WriteError::ChangeTooLarge { len: change.len() });
         }
+        let applied = change.clone();
 
         let feed = FeedId {
             origin: self.node,
@@ -235,7 +244,8 @@ impl<S: Store> Replica<S> {
             signature: Some(signature),
         });
         self.set_head(&feed, Head { seq, hash });
-        self.stage_doc(key, doc);
+        let orphans = self.waiting.contains_key(key);
+        self.stage_doc(key, cached, applied, orphans);
         Ok(Some(WriteReceipt { feed, seq }))
     }
 
@@ -250,7 +260,7 @@ impl<S: Store> Replica<S> {
                 None => return Ok(None),
             }
         }
-        Ok(self.cache.get(key))
+        Ok(self.cache.get(key).map(|cached| &cached.doc))
     }
 
     /// Writes everything staged to the store, atomically.
@@ -271,6 +281,7 @@ impl<S: Store> Replica<S> {
         self.check_usable()?;
         let mut received = Received::default();
         let mut verified = Vec::new();
+        let mut changes: BTreeMap<DocKey, Vec<automerge::Change>> = BTreeMap::new();
         let mut tentative: HashMap<FeedId, Head> = HashMap::new();
         let mut touched: BTreeSet<FeedId> = BTreeSet::new();
         let mut refused_upto: HashMap<FeedId, u64> = HashMap::new();
@@ -300,15 +311,26 @@ impl<S: Store> Replica<S> {
             match verdict {
                 Verdict::Duplicate => received.duplicates += run.items.len(),
                 Verdict::Gap => received.gaps += 1,
-                Verdict::New { entries, head } => {
+                Verdict::New {
+                    entries,
+                    parsed,
+                    head,
+                } => {
                     received.duplicates += run.items.len() - entries.len();
                     tentative.insert(run.feed.clone(), head);
+                    for ((entry, _), change) in entries.iter().zip(parsed) {
+                        let key = DocKey {
+                            scope: entry.scope.clone(),
+                            doc: entry.doc,
+                        };
+                        changes.entry(key).or_default().push(change);
+                    }
                     verified.push((run, entries));
                 }
             }
         }
 
-        let docs = self.apply_to_docs(&verified)?;
+        let docs = self.apply_to_docs(changes)?;
         for (run, entries) in verified {
             let last = entries.len() - 1;
             for (index, (entry, hash)) in entries.into_iter().enumerate() {
@@ -322,9 +344,9 @@ impl<S: Store> Replica<S> {
                 received.stored += 1;
             }
         }
-        for (key, (doc, waiting)) in docs {
-            self.set_waiting(&key, waiting);
-            self.stage_doc(&key, doc);
+        for (key, applied) in docs {
+            self.set_waiting(&key, applied.waiting);
+            self.stage_doc(&key, applied.cached, applied.bytes, applied.orphans);
         }
         // A feed still at 0 is absent from the ack; the peer reads absence as 0.
         received.ack = touched
@@ -410,38 +432,44 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    fn stage_doc(&mut self, key: &DocKey, doc: Automerge) {
-        let options = SaveOptions {
-            deflate: true,
-            retain_orphans: true,
-        };
-        self.staged
-            .docs
-            .insert(key.clone(), doc.save_with_options(options));
-        self.cache.put(key.clone(), doc);
+    /// Stages the write that stores an edited document, and caches it.
+    ///
+    /// `applied` holds the bytes of the changes just applied to it; `orphans` says whether
+    /// any of its changes waited for dependencies before or after them.
+    fn stage_doc(&mut self, key: &DocKey, mut cached: CachedDoc, applied: Vec<u8>, orphans: bool) {
+        let write = cached.record(applied, orphans);
+        match self.staged.docs.entry(key.clone()) {
+            btree_map::Entry::Occupied(mut staged) => staged.get_mut().then(write),
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(write);
+            }
+        }
+        self.cache.put(key.clone(), cached);
     }
 
     /// Takes a document out of the cache (or loads it), for an edit that puts it back.
-    fn take_doc(&mut self, key: &DocKey) -> Result<Option<Automerge>, ReplicaError> {
+    fn take_doc(&mut self, key: &DocKey) -> Result<Option<CachedDoc>, ReplicaError> {
         match self.cache.pop(key) {
-            Some(doc) => Ok(Some(doc)),
+            Some(cached) => Ok(Some(cached)),
             None => self.load_doc(key),
         }
     }
 
-    /// Loads a document from the staged batch or the store, bypassing the cache.
-    fn load_doc(&self, key: &DocKey) -> Result<Option<Automerge>, ReplicaError> {
-        let bytes = match self.staged.docs.get(key) {
-            Some(bytes) => Some(bytes.clone()),
-            None => self.store.doc(key).map_err(store_err)?,
+    /// Loads a document from the staged batch and the store, bypassing the cache.
+    fn load_doc(&self, key: &DocKey) -> Result<Option<CachedDoc>, ReplicaError> {
+        let staged = self.staged.docs.get(key);
+        let stored = match staged {
+            // A staged full save replaces whatever the store holds.
+            Some(write) if write.saved.is_some() => None,
+            _ => self.store.doc(key).map_err(store_err)?,
         };
-        let Some(bytes) = bytes else { return Ok(None) };
-        Automerge::load(&bytes)
-            .map(Some)
-            .map_err(|err| ReplicaError::CorruptDoc {
-                key: key.clone(),
-                reason: err.to_string(),
-            })
+        let stored = match staged {
+            Some(write) => Some(write.applied_to(stored)),
+            None => stored,
+        };
+        stored
+            .map(|stored| CachedDoc::load(key, stored))
+            .transpose()
     }
 
     /// Checks a run against the held head of its feed and its origin's signature.
@@ -490,11 +518,13 @@ impl<S: Store> Replica<S> {
                 });
             }
         }
-        for (entry, _) in &entries {
-            check_change(entry)?;
-        }
+        let parsed = entries
+            .iter()
+            .map(|(entry, _)| check_change(entry))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Verdict::New {
             entries,
+            parsed,
             head: Head {
                 seq: run.last_seq(),
                 hash,
@@ -502,49 +532,60 @@ impl<S: Store> Replica<S> {
         })
     }
 
-    /// Applies verified entries to copies of their documents; nothing is changed yet.
+    /// Applies verified changes to their documents, taken out of the cache; nothing is staged.
     fn apply_to_docs(
         &mut self,
-        verified: &[(Run, Vec<(Entry, EntryHash)>)],
-    ) -> Result<BTreeMap<DocKey, (Automerge, Waiting)>, ReceiveError> {
-        let mut changes: BTreeMap<DocKey, Vec<automerge::Change>> = BTreeMap::new();
-        for (_, entries) in verified {
-            for (entry, _) in entries {
-                let key = DocKey {
-                    scope: entry.scope.clone(),
-                    doc: entry.doc,
-                };
-                changes.entry(key).or_default().push(check_change(entry)?);
-            }
-        }
-
+        changes: BTreeMap<DocKey, Vec<automerge::Change>>,
+    ) -> Result<Vec<(DocKey, AppliedDoc)>, ReceiveError> {
         // Documents are taken out of the cache rather than cloned (a clone costs the whole
         // document). If a change is refused, the documents taken so far are dropped: the next
         // use reloads them from the staged batch or the store, which still hold their state
         // before this message, so nothing of it is applied.
-        let mut docs = BTreeMap::new();
+        let mut docs = Vec::with_capacity(changes.len());
         for (key, changes) in changes {
-            let mut doc = self.take_doc(&key)?.unwrap_or_default();
-            let mut waiting: Vec<ChangeHash> = self
-                .waiting
-                .get(&key)
+            let mut cached = self.take_doc(&key)?.unwrap_or_default();
+            let held = self.waiting.get(&key);
+            let mut waiting: Vec<ChangeHash> = held
                 .map(|w| w.iter().map(|h| ChangeHash(*h)).collect())
                 .unwrap_or_default();
+            let waited = !waiting.is_empty();
             waiting.extend(changes.iter().map(automerge::Change::hash));
-            doc.apply_changes(changes)
+            let bytes = changes
+                .iter()
+                .flat_map(|c| c.raw_bytes())
+                .copied()
+                .collect();
+
+            cached
+                .doc
+                .apply_changes(changes)
                 .map_err(|err| ReceiveError::BadChange {
                     key: key.clone(),
                     reason: err.to_string(),
                 })?;
-            let still: Waiting = waiting
-                .into_iter()
-                .filter(|hash| doc.get_change_by_hash(hash).is_none())
-                .map(|hash| hash.0)
-                .collect();
-            docs.insert(key, (doc, still));
+            let waiting = still_waiting(&cached.doc, waiting);
+            let orphans = waited || !waiting.is_empty();
+            let applied = AppliedDoc {
+                cached,
+                waiting,
+                bytes,
+                orphans,
+            };
+            docs.push((key, applied));
         }
         Ok(docs)
     }
+}
+
+/// A document a message changed, ready to be staged.
+struct AppliedDoc {
+    cached: CachedDoc,
+    /// Its changes still waiting for dependencies.
+    waiting: Waiting,
+    /// The bytes of the message's changes to it.
+    bytes: Vec<u8>,
+    /// Whether any change waited, before or after the message.
+    orphans: bool,
 }
 
 enum Verdict {
@@ -552,6 +593,8 @@ enum Verdict {
     Gap,
     New {
         entries: Vec<(Entry, EntryHash)>,
+        /// The change of each entry, parsed and checked.
+        parsed: Vec<automerge::Change>,
         head: Head,
     },
 }

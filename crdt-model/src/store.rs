@@ -4,6 +4,11 @@
 //! needed) and writes only through [`Store::commit`], one [`WriteBatch`] at a time. A store
 //! must apply a batch atomically: after a crash, all of it or none of it is there. Durability
 //! (when a committed batch reaches the disk) is the store owner's business, not the replica's.
+//!
+//! A document is stored in two parts ([`StoredDoc`]): its last full save, and the changes
+//! applied since, appended one commit at a time ([`DocWrite`]). A hot document then costs a
+//! commit the bytes of its new changes, not a re-save of the whole document; the replica saves
+//! it whole again when the appended part grows (see `replica::saving`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -23,13 +28,67 @@ pub struct StoredEntry {
 /// Hashes of changes that arrived before their automerge dependencies, per document.
 pub type Waiting = Vec<[u8; 32]>;
 
+/// A document as stored: its last full save, then the changes applied since.
+///
+/// The two concatenated ([`StoredDoc::into_bytes`]) are what `Automerge::load` reads: a saved
+/// document may be followed by any number of change chunks.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct StoredDoc {
+    /// A full automerge save, with the changes still waiting for dependencies at the time.
+    pub saved: Vec<u8>,
+    /// Automerge changes applied after `saved`, concatenated.
+    pub appended: Vec<u8>,
+}
+
+impl StoredDoc {
+    /// The bytes `Automerge::load` reads.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut bytes = self.saved;
+        bytes.extend_from_slice(&self.appended);
+        bytes
+    }
+}
+
+/// What one commit does to one stored document.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DocWrite {
+    /// A full save replacing the stored document and everything appended to it, if any.
+    pub saved: Option<Vec<u8>>,
+    /// Changes to append: after `saved`, or after what is stored when `saved` is `None`.
+    pub appended: Vec<u8>,
+}
+
+impl DocWrite {
+    /// Folds a later write of the same document into this one.
+    pub fn then(&mut self, later: DocWrite) {
+        if later.saved.is_some() {
+            *self = later;
+        } else {
+            self.appended.extend_from_slice(&later.appended);
+        }
+    }
+
+    /// What is stored after this write is applied to `stored`.
+    pub fn applied_to(&self, stored: Option<StoredDoc>) -> StoredDoc {
+        let mut doc = match &self.saved {
+            Some(saved) => StoredDoc {
+                saved: saved.clone(),
+                appended: Vec::new(),
+            },
+            None => stored.unwrap_or_default(),
+        };
+        doc.appended.extend_from_slice(&self.appended);
+        doc
+    }
+}
+
 /// Everything one commit writes.
 #[derive(Default, Debug)]
 pub struct WriteBatch {
     pub entries: Vec<StoredEntry>,
     pub heads: BTreeMap<FeedId, Head>,
-    /// Saved automerge documents, replacing what was stored.
-    pub docs: BTreeMap<DocKey, Vec<u8>>,
+    /// Documents saved whole or appended to.
+    pub docs: BTreeMap<DocKey, DocWrite>,
     /// Changes still waiting for dependencies; an empty list clears the document's record.
     pub waiting: BTreeMap<DocKey, Waiting>,
     pub quarantine: BTreeSet<NodeId>,
@@ -55,7 +114,7 @@ pub trait Store {
     fn quarantined(&self) -> Result<Vec<NodeId>, Self::Error>;
     /// Documents with changes waiting for dependencies.
     fn waiting(&self) -> Result<Vec<(DocKey, Waiting)>, Self::Error>;
-    fn doc(&self, key: &DocKey) -> Result<Option<Vec<u8>>, Self::Error>;
+    fn doc(&self, key: &DocKey) -> Result<Option<StoredDoc>, Self::Error>;
     /// Up to `max_count` entries of `feed`, in order, starting at `from_seq`.
     fn entries(
         &self,
@@ -63,7 +122,7 @@ pub trait Store {
         from_seq: u64,
         max_count: usize,
     ) -> Result<Vec<StoredEntry>, Self::Error>;
-    /// Applies a batch atomically.
+    /// Applies a batch atomically. A [`DocWrite`] without a full save extends what is stored.
     fn commit(&mut self, batch: WriteBatch) -> Result<(), Self::Error>;
 }
 
@@ -144,7 +203,7 @@ impl StoredEntry {
 pub struct MemStore {
     entries: BTreeMap<(FeedId, u64), StoredEntry>,
     heads: BTreeMap<FeedId, Head>,
-    docs: BTreeMap<DocKey, Vec<u8>>,
+    docs: BTreeMap<DocKey, StoredDoc>,
     waiting: BTreeMap<DocKey, Waiting>,
     quarantine: BTreeSet<NodeId>,
 }
@@ -179,7 +238,7 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn doc(&self, key: &DocKey) -> Result<Option<Vec<u8>>, Infallible> {
+    fn doc(&self, key: &DocKey) -> Result<Option<StoredDoc>, Infallible> {
         Ok(self.docs.get(key).cloned())
     }
 
@@ -204,7 +263,10 @@ impl Store for MemStore {
                 .insert((stored.entry.feed(), stored.entry.seq), stored);
         }
         self.heads.extend(batch.heads);
-        self.docs.extend(batch.docs);
+        for (key, write) in batch.docs {
+            let stored = write.applied_to(self.docs.remove(&key));
+            self.docs.insert(key, stored);
+        }
         for (key, waiting) in batch.waiting {
             if waiting.is_empty() {
                 self.waiting.remove(&key);
@@ -244,5 +306,71 @@ mod tests {
             assert_eq!(StoredEntry::decode_value(&feed, 4, &bytes), Ok(stored));
             assert!(StoredEntry::decode_value(&feed, 4, &bytes[..10]).is_err());
         }
+    }
+
+    fn append(bytes: &[u8]) -> DocWrite {
+        DocWrite {
+            saved: None,
+            appended: bytes.to_vec(),
+        }
+    }
+
+    fn save(saved: &[u8], appended: &[u8]) -> DocWrite {
+        DocWrite {
+            saved: Some(saved.to_vec()),
+            appended: appended.to_vec(),
+        }
+    }
+
+    #[test]
+    fn appends_extend_the_stored_document_and_a_full_save_replaces_it() {
+        let stored = StoredDoc {
+            saved: b"S".to_vec(),
+            appended: b"a".to_vec(),
+        };
+        let appended = append(b"b").applied_to(Some(stored.clone()));
+        assert_eq!(appended.into_bytes(), b"Sab");
+        let replaced = save(b"T", b"c").applied_to(Some(stored));
+        assert_eq!(replaced.clone().into_bytes(), b"Tc");
+        assert_eq!(replaced.appended, b"c");
+    }
+
+    #[test]
+    fn writes_folded_in_a_batch_equal_writes_applied_one_by_one() {
+        let writes = [append(b"a"), save(b"S", b""), append(b"b"), append(b"c")];
+        let mut one_by_one = Some(StoredDoc {
+            saved: b"R".to_vec(),
+            appended: b"r".to_vec(),
+        });
+        let mut folded: Option<DocWrite> = None;
+        for write in writes {
+            one_by_one = Some(write.applied_to(one_by_one));
+            match &mut folded {
+                Some(f) => f.then(write),
+                None => folded = Some(write),
+            }
+        }
+        let folded = folded.unwrap().applied_to(Some(StoredDoc::default()));
+        assert_eq!(Some(folded), one_by_one);
+        assert_eq!(one_by_one.unwrap().into_bytes(), b"Sbc");
+    }
+
+    #[test]
+    fn the_memory_store_appends_across_commits() {
+        let key = DocKey {
+            scope: Scope::new("a").unwrap(),
+            doc: DocId::from_bytes([1; 16]),
+        };
+        let mut store = MemStore::new();
+        for write in [save(b"S", b"a"), append(b"b"), append(b"c")] {
+            let mut batch = WriteBatch::default();
+            batch.docs.insert(key.clone(), write);
+            store.commit(batch).unwrap();
+        }
+        let stored = store.doc(&key).unwrap().unwrap();
+        assert_eq!(
+            (stored.saved.as_slice(), stored.appended.as_slice()),
+            (&b"S"[..], &b"abc"[..])
+        );
     }
 }

@@ -4,12 +4,17 @@
 //! | ------------------------------------------ | ---------------------------------- |
 //! | `e` origin(32) scope-len(1) scope seq(8BE) | [`StoredEntry::encode_value`]      |
 //! | `h` origin(32) scope-len(1) scope          | seq(8BE) hash(32)                  |
-//! | `d` scope-len(1) scope doc(16)             | saved automerge document           |
+//! | `d` scope-len(1) scope doc(16)             | last full save of an automerge document |
+//! | `t` scope-len(1) scope doc(16)             | automerge changes applied since, concatenated |
 //! | `w` scope-len(1) scope doc(16)             | hashes (32 each) of waiting changes |
 //! | `q` origin(32)                             | empty: the origin is quarantined   |
 //!
 //! All keys live in one tree so that a [`WriteBatch`] becomes one `sled::Batch`, which sled
 //! applies atomically. Durability is separate: [`SledStore::flush`] fsyncs.
+//!
+//! Appending to a document rewrites only its `t` value, read and extended inside
+//! [`Store::commit`]; the replica is the tree's only writer, so nothing changes it in between.
+//! A full save replaces `d` and clears `t`.
 //!
 //! Beside the replica's tree, two small trees hold what the node itself keeps:
 //!
@@ -22,11 +27,14 @@ use std::path::{Path, PathBuf};
 
 use crdt_model::entry::EntryHash;
 use crdt_model::ids::{DocId, DocKey, FeedId, NodeId, Scope};
-use crdt_model::store::{CorruptEntry, Store, StoredEntry, Waiting, WriteBatch};
+use crdt_model::store::{CorruptEntry, Store, StoredDoc, StoredEntry, Waiting, WriteBatch};
 use crdt_model::vector::Head;
 
 /// On-disk layout version, checked at open.
-const FORMAT: &[u8] = b"culao-store-1";
+const FORMAT: &[u8] = b"culao-store-2";
+/// Layouts this build opens and upgrades in place. Version 1 had no `t` keys; a build that
+/// knew only version 1 would ignore them and load stale documents, hence the new version.
+const UPGRADES_FROM: &[&[u8]] = &[b"culao-store-1"];
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +80,10 @@ impl SledStore {
                 db.flush()?;
             }
             Some(found) if found.as_ref() == FORMAT => {}
+            Some(found) if UPGRADES_FROM.contains(&found.as_ref()) => {
+                db.insert("format", FORMAT)?;
+                db.flush()?;
+            }
             Some(found) => {
                 return Err(StoreError::Format {
                     path: dir.to_owned(),
@@ -243,8 +255,16 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn doc(&self, key: &DocKey) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(doc_key(b'd', key))?.map(|v| v.to_vec()))
+    fn doc(&self, key: &DocKey) -> Result<Option<StoredDoc>, StoreError> {
+        let saved = self.tree.get(doc_key(b'd', key))?;
+        let appended = self.tree.get(doc_key(b't', key))?;
+        if saved.is_none() && appended.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(StoredDoc {
+            saved: saved.map(|v| v.to_vec()).unwrap_or_default(),
+            appended: appended.map(|v| v.to_vec()).unwrap_or_default(),
+        }))
     }
 
     fn entries(
@@ -281,8 +301,28 @@ impl Store for SledStore {
             value.extend_from_slice(&head.hash.0);
             out.insert(feed_key(b'h', feed), value);
         }
-        for (key, bytes) in batch.docs {
-            out.insert(doc_key(b'd', &key), bytes);
+        for (key, write) in batch.docs {
+            let tail = doc_key(b't', &key);
+            match write.saved {
+                Some(saved) => {
+                    out.insert(doc_key(b'd', &key), saved);
+                    if write.appended.is_empty() {
+                        out.remove(tail);
+                    } else {
+                        out.insert(tail, write.appended);
+                    }
+                }
+                None if write.appended.is_empty() => {}
+                None => {
+                    let mut appended = self
+                        .tree
+                        .get(&tail)?
+                        .map(|v| v.to_vec())
+                        .unwrap_or_default();
+                    appended.extend_from_slice(&write.appended);
+                    out.insert(tail, appended);
+                }
+            }
         }
         for (key, waiting) in &batch.waiting {
             if waiting.is_empty() {
@@ -302,8 +342,8 @@ impl Store for SledStore {
 
 #[cfg(test)]
 mod tests {
-    use automerge::ROOT;
     use automerge::transaction::Transactable;
+    use automerge::{ROOT, ReadDoc};
     use crdt_model::{Identity, Replica, Vector};
 
     use super::*;
@@ -335,6 +375,57 @@ mod tests {
         assert!(replica.doc(&key).unwrap().is_some());
         let runs = replica.runs_for(&Vector::new(), |_| true, 1 << 20).unwrap();
         assert_eq!(runs.iter().map(|r| r.items.len()).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn a_store_reopened_after_appends_holds_every_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DocKey {
+            scope: Scope::new("tickets").unwrap(),
+            doc: DocId::from_bytes([3; 16]),
+        };
+        let identity = Identity::from_secret_bytes([1; 32]);
+        let mut appended_seen = false;
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let mut replica = Replica::open(identity.clone(), store.clone(), 4).unwrap();
+            for n in 0..200_i64 {
+                replica
+                    .write(&key, 1, |tx| tx.put(ROOT, format!("scan-{n}"), n))
+                    .unwrap();
+                replica.commit().unwrap();
+                let stored = store.doc(&key).unwrap().unwrap();
+                appended_seen |= !stored.appended.is_empty();
+            }
+            store.flush().unwrap();
+        }
+        assert!(appended_seen, "no edit was appended");
+
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let mut replica = Replica::open(identity, store, 4).unwrap();
+        let doc = replica.doc(&key).unwrap().unwrap();
+        assert_eq!(doc.keys(ROOT).count(), 200);
+        let last = doc.get(ROOT, "scan-199").unwrap();
+        assert_eq!(last.and_then(|(value, _)| value.as_i64()), Some(199));
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded_and_an_unknown_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert("format", &b"culao-store-1"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        drop(SledStore::open(dir.path(), 1 << 20).unwrap());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            assert_eq!(db.get("format").unwrap().unwrap().as_ref(), FORMAT);
+            db.insert("format", &b"culao-store-9"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(matches!(err, StoreError::Format { .. }), "{err}");
     }
 
     #[test]
