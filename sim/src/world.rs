@@ -49,6 +49,10 @@ const PROBE: Micros = 5 * SECOND;
 /// evicted documents took most of a holiday's time.
 const CACHE_DOCS: usize = 256;
 
+/// Editable document copies kept per box: about as many as a box's hot documents (the
+/// sailings and wallets it works on).
+const WORKING_COPIES: std::num::NonZeroUsize = std::num::NonZeroUsize::new(128).unwrap();
+
 /// One box: a replica over an in-memory store, and what its role lets it hold.
 pub(crate) struct SimBox {
     pub name: String,
@@ -64,6 +68,9 @@ pub(crate) struct SimBox {
     pub up: bool,
     /// Head seq of every feed as last seen, to tell which entries just arrived.
     known: BTreeMap<FeedId, u64>,
+    /// Editable copies of the documents the workload and the checks last used here, kept
+    /// up to date by applying what the replica gained since (`bridge.rs`).
+    pub(super) working: lru::LruCache<crdt_model::DocKey, automerge::AutoCommit>,
 }
 
 impl std::fmt::Debug for SimBox {
@@ -207,6 +214,7 @@ impl World {
                 reads: access.read,
                 up: true,
                 known: BTreeMap::new(),
+                working: lru::LruCache::new(WORKING_COPIES),
             });
         }
 

@@ -1,7 +1,7 @@
 //! Records written through a box's replica.
 
-use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
+use automerge::{AutoCommit, ReadDoc as _};
 use crdt_model::entry::{Entry, EntryHash, actor_for};
 use crdt_model::wire::{Run, RunItem};
 use crdt_model::{DocKey, FeedId, Identity};
@@ -26,17 +26,19 @@ impl World {
         op: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<Result<T, String>, SimError> {
         let time_s = self.scenario.start_unix_s + (self.now / SECOND) as i64;
+        let mut doc = self.working_copy(b, key)?.unwrap_or_default();
         let bx = &mut self.boxes[b];
-        let mut doc = match bx.replica.doc(key)? {
-            Some(saved) => AutoCommit::load(&saved.save())
-                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}")))?,
-            None => AutoCommit::new(),
-        };
         doc.set_actor(actor_for(&bx.node));
         let before = doc.get_heads();
-        let value = match op(&mut doc) {
+        let outcome = op(&mut doc);
+        let value = match outcome {
             Ok(value) => value,
-            Err(err) => return Ok(Err(err.to_string())),
+            Err(err) => {
+                // What the refused operation wrote is dropped; the copy stays the replica's.
+                doc.rollback();
+                bx.working.put(key.clone(), doc);
+                return Ok(Err(err.to_string()));
+            }
         };
         doc.commit_with(CommitOptions::default().with_time(time_s));
         let changes: Vec<Vec<u8>> = doc
@@ -44,6 +46,8 @@ impl World {
             .iter()
             .map(|c| c.raw_bytes().to_vec())
             .collect();
+        // From here the copy holds exactly what the replica will: kept for the next edit.
+        bx.working.put(key.clone(), doc);
         if changes.is_empty() {
             return Ok(Ok(value));
         }
@@ -104,11 +108,41 @@ impl World {
 
     /// A copy of box `b`'s document, for reading records.
     pub fn read_doc(&mut self, b: usize, key: &DocKey) -> Result<Option<AutoCommit>, SimError> {
-        match self.boxes[b].replica.doc(key)? {
-            Some(saved) => AutoCommit::load(&saved.save())
-                .map(Some)
-                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}"))),
-            None => Ok(None),
+        let copy = self.working_copy(b, key)?;
+        if let Some(copy) = &copy {
+            self.boxes[b].working.put(key.clone(), copy.clone());
         }
+        Ok(copy)
+    }
+
+    /// Box `b`'s working copy of `key`, taken out of its cache and brought up to the
+    /// replica's document; `None` if the replica does not hold the document.
+    ///
+    /// A copy is updated with the changes the replica gained since, which costs what those
+    /// changes cost; it is rebuilt from a save only when it is new or holds a change the
+    /// replica does not (which a restart from the store could cause).
+    fn working_copy(&mut self, b: usize, key: &DocKey) -> Result<Option<AutoCommit>, SimError> {
+        let bx = &mut self.boxes[b];
+        let cached = bx.working.pop(key);
+        let Some(saved) = bx.replica.doc(key)? else {
+            return Ok(None);
+        };
+        let reload = |saved: &automerge::Automerge| {
+            AutoCommit::load(&saved.save())
+                .map_err(|e| SimError::Internal(format!("reloading {key}: {e}")))
+        };
+        let Some(mut copy) = cached else {
+            return reload(saved).map(Some);
+        };
+        let heads = copy.get_heads();
+        if !heads.iter().all(|h| saved.get_change_by_hash(h).is_some()) {
+            return reload(saved).map(Some);
+        }
+        let missing = saved.get_changes(&heads);
+        if !missing.is_empty() {
+            copy.apply_changes(missing)
+                .map_err(|e| SimError::Internal(format!("updating {key}: {e}")))?;
+        }
+        Ok(Some(copy))
     }
 }
