@@ -220,8 +220,8 @@ impl DeviceCredentials {
     }
 }
 
-/// Issues one device: records its name under the network's `devices/`, then makes its
-/// certificate, key and password.
+/// Issues one device: makes its certificate, key and password, then records its name
+/// under the network's `devices/`.
 pub fn issue_device(
     authority: &Authority,
     request: &DeviceRequest,
@@ -239,13 +239,15 @@ pub fn issue_device(
         not_before_unix_s,
         not_after_unix_s,
     })?;
-    record(authority, &request.name, &tls.cert_pem)?;
     let password = Zeroizing::new(hex::encode(*Zeroizing::new(sealed::random::<24>()?)));
+    let ca_pem = authority.network().tls_ca_pem()?;
+    // Last: a name is claimed only once everything the device needs was made.
+    record(authority, &request.name, &tls.cert_pem)?;
     Ok(DeviceCredentials {
         name: request.name.clone(),
         class: request.class,
         site: request.site.clone(),
-        ca_pem: authority.network().tls_ca_pem()?,
+        ca_pem,
         cert_pem: tls.cert_pem,
         key_pem: tls.key_pem,
         password,

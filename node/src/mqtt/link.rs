@@ -250,6 +250,33 @@ struct Live {
     last_sent: Instant,
 }
 
+impl Live {
+    /// A session whose nonces are known, before the peer's signed opening has arrived.
+    fn new(mine: u64, theirs: u64, opener: bool, ephemeral: Ephemeral) -> Box<Self> {
+        let now = Instant::now();
+        Box::new(Self {
+            mine,
+            theirs,
+            opener,
+            ephemeral: Some(ephemeral),
+            cipher: None,
+            inbound: Reassembler::default(),
+            session: None,
+            last_heard: now,
+            last_sent: now,
+        })
+    }
+
+    /// The opener's and the accepter's nonces, in that order.
+    fn nonces(&self) -> (u64, u64) {
+        if self.opener {
+            (self.mine, self.theirs)
+        } else {
+            (self.theirs, self.mine)
+        }
+    }
+}
+
 struct Link {
     config: LinkConfig,
     topics: Topics,
@@ -451,20 +478,9 @@ impl Link {
         }
 
         let mine = fresh_nonce();
-        let now = Instant::now();
         let ephemeral = Ephemeral::generate();
         let public = ephemeral.public();
-        let fresh = Box::new(Live {
-            mine,
-            theirs,
-            opener: false,
-            ephemeral: Some(ephemeral),
-            cipher: None,
-            inbound: Reassembler::default(),
-            session: None,
-            last_heard: now,
-            last_sent: now,
-        });
+        let fresh = Live::new(mine, theirs, false, ephemeral);
         let admitted = matches!(&peer.state, State::Live(live) if live.session.is_some());
         if admitted {
             peer.pending = Some(fresh);
@@ -484,7 +500,7 @@ impl Link {
             return;
         };
         pending.last_heard = Instant::now();
-        let (mine, theirs) = (pending.mine, pending.theirs);
+        let nonces = pending.nonces();
         let frame = match pending.inbound.push(chunk) {
             Ok(Some(frame)) => frame,
             Ok(None) => return,
@@ -494,18 +510,14 @@ impl Link {
             }
         };
 
-        let transcript = Transcript {
-            network: &self.config.network,
-            signer: from,
-            receiver: self.config.me,
-            opener_nonce: theirs,
-            accepter_nonce: mine,
+        let opening = match auth::verify(&self.transcript_of(from, nonces), &frame) {
+            Ok(opening) => opening,
+            Err(err) => {
+                warn!(peer = %from.short(), cause = %err, "new session refused at authentication; the current one goes on");
+                self.drop_pending(from, &err.to_string());
+                return;
+            }
         };
-        if let Err(err) = auth::verify(&transcript, &frame) {
-            warn!(peer = %from.short(), cause = %err, "new session refused at authentication; the current one goes on");
-            self.drop_pending(from, &err.to_string());
-            return;
-        }
         let Some(pending) = self.peers.get_mut(&from).and_then(|p| p.pending.take()) else {
             return;
         };
@@ -513,7 +525,23 @@ impl Link {
         if let Some(peer) = self.peers.get_mut(&from) {
             peer.state = State::Live(pending);
         }
-        self.admit(from, &frame).await;
+        self.start_session(from, opening).await;
+    }
+
+    /// What `from` signed its opening over, for a session with these nonces (opener's,
+    /// accepter's).
+    fn transcript_of(
+        &self,
+        from: NodeId,
+        (opener_nonce, accepter_nonce): (u64, u64),
+    ) -> Transcript<'_> {
+        Transcript {
+            network: &self.config.network,
+            signer: from,
+            receiver: self.config.me,
+            opener_nonce,
+            accepter_nonce,
+        }
     }
 
     /// Forgets the pending session with `from` and tells its sender.
@@ -583,18 +611,7 @@ impl Link {
             && let State::Opening { ephemeral, .. } =
                 std::mem::replace(&mut peer.state, State::Idle)
         {
-            let now = Instant::now();
-            peer.state = State::Live(Box::new(Live {
-                mine: nonce,
-                theirs: chunk.sender,
-                opener: true,
-                ephemeral: Some(ephemeral),
-                cipher: None,
-                inbound: Reassembler::default(),
-                session: None,
-                last_heard: now,
-                last_sent: now,
-            }));
+            peer.state = State::Live(Live::new(nonce, chunk.sender, true, ephemeral));
         }
         let pending = peer.pending.as_ref();
         if pending.is_some_and(|p| p.theirs == chunk.sender && p.mine == chunk.receiver) {
@@ -629,36 +646,29 @@ impl Link {
         }
     }
 
-    /// Verifies the peer's signed preamble and opens the core's session.
+    /// Verifies the peer's signed opening and starts the session.
     async fn admit(&mut self, from: NodeId, frame: &[u8]) {
         let Some(State::Live(live)) = self.peers.get(&from).map(|p| &p.state) else {
             return;
         };
-        let (mine, theirs, opener) = (live.mine, live.theirs, live.opener);
-        let (opener_nonce, accepter_nonce) = if opener {
-            (mine, theirs)
-        } else {
-            (theirs, mine)
-        };
-        let transcript = Transcript {
-            network: &self.config.network,
-            signer: from,
-            receiver: self.config.me,
-            opener_nonce,
-            accepter_nonce,
-        };
-        let opening = match auth::verify(&transcript, frame) {
-            Ok(opening) => opening,
+        match auth::verify(&self.transcript_of(from, live.nonces()), frame) {
+            Ok(opening) => self.start_session(from, opening).await,
             Err(err) => {
                 warn!(peer = %from.short(), cause = %err, "peer refused at authentication");
                 self.end(from, &err.to_string(), true).await;
-                return;
             }
+        }
+    }
+
+    /// Agrees on the keys of the live session with `from`, whose signed opening verified,
+    /// answers it if this side opened, and opens the core's session.
+    async fn start_session(&mut self, from: NodeId, opening: auth::Opening) {
+        let Some(State::Live(live)) = self.peers.get_mut(&from).map(|p| &mut p.state) else {
+            return;
         };
-        let Some(ephemeral) = self.peers.get_mut(&from).and_then(|p| match &mut p.state {
-            State::Live(live) => live.ephemeral.take(),
-            _ => None,
-        }) else {
+        let (mine, theirs, opener) = (live.mine, live.theirs, live.opener);
+        let (opener_nonce, accepter_nonce) = live.nonces();
+        let Some(ephemeral) = live.ephemeral.take() else {
             return;
         };
         let names = SessionNames {

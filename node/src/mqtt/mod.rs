@@ -99,8 +99,8 @@ pub enum MqttError {
     Broker(#[from] broker::BrokerError),
 }
 
-/// What an enrolled box brings to a broker: its network and certificate, for the login
-/// token, and its bundle's TLS files, for the client certificate.
+/// What an enrolled box brings to a broker for its login token: its network and
+/// certificate. (Its TLS client certificate is read from the bundle in [`link_config`].)
 #[derive(Debug, Clone)]
 pub struct Enrolled {
     pub network: String,
