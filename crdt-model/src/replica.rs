@@ -13,6 +13,9 @@
 //! time ([`saving`]). A cached document always equals what its staged or stored form loads to.
 
 mod saving;
+mod verified;
+
+pub use self::verified::VerifiedSignatures;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::num::NonZeroUsize;
@@ -24,7 +27,7 @@ use lru::LruCache;
 use self::saving::{CachedDoc, still_waiting};
 
 use crate::entry::{
-    Entry, EntryError, EntryHash, Identity, actor_for, check_change, verify_signature,
+    Entry, EntryError, EntryHash, Identity, Signature, actor_for, check_change, verify_signature,
 };
 use crate::ids::{DocKey, FeedId, NodeId};
 use crate::store::{Store, StoredEntry, Waiting, WriteBatch};
@@ -120,6 +123,8 @@ pub struct Replica<S: Store> {
     quarantined: BTreeSet<NodeId>,
     /// Feeds whose head moved since the last [`Replica::take_advanced`], for announcing.
     advanced: BTreeSet<FeedId>,
+    /// Signatures other replicas in this process already verified, if shared.
+    verified: Option<VerifiedSignatures>,
     failed: bool,
 }
 
@@ -148,8 +153,15 @@ impl<S: Store> Replica<S> {
             waiting,
             quarantined,
             advanced: BTreeSet::new(),
+            verified: None,
             failed: false,
         })
+    }
+
+    /// Shares a set of verified signatures with other replicas in this process, so an entry
+    /// verified by one is not verified again by the next ([`VerifiedSignatures`]).
+    pub fn share_verified(&mut self, verified: VerifiedSignatures) {
+        self.verified = Some(verified);
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -371,20 +383,17 @@ impl<S: Store> Replica<S> {
         budget_bytes: usize,
     ) -> Result<Vec<Run>, ReplicaError> {
         self.commit()?;
-        let mut feeds: Vec<(&FeedId, &Head)> = self
+        let mut feeds: Vec<(&FeedId, &Head, u64)> = self
             .heads
-            .iter()
-            .filter(|(feed, head)| {
-                head.seq > peer.get(feed)
-                    && include(feed)
-                    && !self.quarantined.contains(&feed.origin)
-            })
+            .ahead_of(peer)
+            .filter(|(feed, _, _)| include(feed) && !self.quarantined.contains(&feed.origin))
             .collect();
-        feeds.sort_by_key(|(feed, _)| (feed.scope.priority(), (*feed).clone()));
+        // Already in feed order; a stable sort keeps it within each priority.
+        feeds.sort_by_key(|(feed, _, _)| feed.scope.priority());
 
         let mut builder = RoundBuilder::new(budget_bytes);
-        for (feed, head) in feeds {
-            let mut next = peer.get(feed) + 1;
+        for (feed, head, held) in feeds {
+            let mut next = held + 1;
             while next <= head.seq && !builder.full() {
                 let chunk = self
                     .store
@@ -500,7 +509,7 @@ impl<S: Store> Replica<S> {
             }
         }
 
-        let signed = verify_signature(&run.feed, run.last_seq(), &hash, &run.signature);
+        let signed = self.check_signature(&run.feed, run.last_seq(), &hash, &run.signature);
         match (links, signed) {
             (true, Ok(())) => {}
             (true, Err(err)) => return Err(err.into()),
@@ -530,6 +539,19 @@ impl<S: Store> Replica<S> {
                 hash,
             },
         })
+    }
+
+    fn check_signature(
+        &self,
+        feed: &FeedId,
+        seq: u64,
+        hash: &EntryHash,
+        signature: &Signature,
+    ) -> Result<(), EntryError> {
+        match &self.verified {
+            Some(verified) => verified.verify(feed, seq, hash, signature),
+            None => verify_signature(feed, seq, hash, signature),
+        }
     }
 
     /// Applies verified changes to their documents, taken out of the cache; nothing is staged.

@@ -102,6 +102,23 @@ impl Heads {
         self.0.is_empty()
     }
 
+    /// The feeds where these heads are ahead of `peer`, with what the peer holds of each, in
+    /// feed order. One pass over both maps (they share the order) rather than a lookup per
+    /// feed: a session asks this after every change, of every feed the node holds.
+    pub fn ahead_of<'a>(
+        &'a self,
+        peer: &'a Vector,
+    ) -> impl Iterator<Item = (&'a FeedId, &'a Head, u64)> + 'a {
+        let mut theirs = peer.0.iter().peekable();
+        self.0.iter().filter_map(move |(feed, head)| {
+            while theirs.next_if(|(f, _)| *f < feed).is_some() {}
+            let held = theirs
+                .next_if(|(f, _)| *f == feed)
+                .map_or(0, |(_, seq)| *seq);
+            (head.seq > held).then_some((feed, head, held))
+        })
+    }
+
     /// The sequence numbers of the feeds that pass `include`.
     pub fn vector(&self, include: impl Fn(&FeedId) -> bool) -> Vector {
         self.0
@@ -150,6 +167,42 @@ mod tests {
         theirs.set(feed(2, "a"), 9);
         assert_eq!(mine.entries_ahead_of(&theirs), 6);
         assert_eq!(theirs.entries_ahead_of(&mine), 6);
+    }
+
+    fn head(seq: u64) -> Head {
+        Head {
+            seq,
+            hash: EntryHash([seq as u8; 32]),
+        }
+    }
+
+    #[test]
+    fn ahead_of_lists_exactly_the_feeds_the_peer_lacks() {
+        let mut heads = Heads::default();
+        for (origin, scope, seq) in [(1, "a", 5), (1, "b", 2), (2, "a", 7), (3, "c", 1)] {
+            heads.insert(feed(origin, scope), head(seq));
+        }
+        let mut peer = Vector::new();
+        peer.set(feed(0, "z"), 9); // a feed the node lacks entirely
+        peer.set(feed(1, "a"), 5); // level
+        peer.set(feed(2, "a"), 3); // behind
+        peer.set(feed(2, "b"), 4); // only the peer has it
+        peer.set(feed(3, "c"), 8); // ahead of the node
+
+        let ahead: Vec<(FeedId, u64, u64)> = heads
+            .ahead_of(&peer)
+            .map(|(f, h, held)| (f.clone(), h.seq, held))
+            .collect();
+        assert_eq!(ahead, vec![(feed(1, "b"), 2, 0), (feed(2, "a"), 7, 3)]);
+        let by_lookup: Vec<FeedId> = heads
+            .iter()
+            .filter(|(f, h)| h.seq > peer.get(f))
+            .map(|(f, _)| f.clone())
+            .collect();
+        assert_eq!(
+            ahead.into_iter().map(|a| a.0).collect::<Vec<_>>(),
+            by_lookup
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crdt_model::replica::VerifiedSignatures;
 use crdt_model::session::{DEFAULT_ROUND_BUDGET_BYTES, ScopeFilter, Session, SessionConfig};
 use crdt_model::{FeedId, Identity, MemStore, NodeId, Replica, Scope};
 use provisioning::policy::{Policy, Role};
@@ -170,6 +171,8 @@ pub(crate) struct World {
     /// The link whose frame is being handled, to attribute arrivals to it.
     arriving_over: Option<usize>,
     pub box_index: BTreeMap<String, usize>,
+    /// Signatures one box verified, which the others need not verify again.
+    verified: VerifiedSignatures,
 }
 
 impl std::fmt::Debug for World {
@@ -189,6 +192,7 @@ fn identity_secret(name: &str) -> [u8; 32] {
 impl World {
     pub fn new(scenario: Scenario, seed: u64) -> Result<Self, SimError> {
         let policy = Policy::standard();
+        let verified = VerifiedSignatures::new();
         let mut boxes = Vec::new();
         let mut box_index = BTreeMap::new();
         for spec in &scenario.boxes {
@@ -199,7 +203,8 @@ impl World {
             let secret = identity_secret(&spec.name);
             let identity = Identity::from_secret_bytes(secret);
             let node = identity.node_id();
-            let replica = Replica::open(identity, MemStore::new(), CACHE_DOCS)?;
+            let mut replica = Replica::open(identity, MemStore::new(), CACHE_DOCS)?;
+            replica.share_verified(verified.clone());
             let access = policy.access(role);
             let receives = access.read.union(&access.carry).cloned().collect();
             box_index.insert(spec.name.clone(), boxes.len());
@@ -278,6 +283,7 @@ impl World {
             failure: None,
             arriving_over: None,
             box_index,
+            verified,
             scenario,
         };
         world.schedule_availability()?;
@@ -681,6 +687,7 @@ impl World {
             let store = bx.replica.store().clone();
             let identity = Identity::from_secret_bytes(bx.secret);
             bx.replica = Replica::open(identity, store, CACHE_DOCS)?;
+            bx.replica.share_verified(self.verified.clone());
             self.metrics.boxes[b].restarts += 1;
             if let Some(since) = self.metrics.boxes[b].down_since.take() {
                 self.metrics.boxes[b].outages.push((since, now));
