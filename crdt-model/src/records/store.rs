@@ -9,8 +9,10 @@
 //! fields that differ. That is what lets two replicas edit different fields of one record
 //! concurrently and keep both edits: a write never touches a field its caller did not change.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, BTreeSet};
 
+use automerge::iter::MapRangeItem;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use chrono::NaiveDate;
@@ -225,20 +227,34 @@ impl<'a> MapWriter<'a> {
 /// reader therefore stands for every map object at its path: keys are the union of theirs,
 /// and a scalar comes from the first object, in automerge's winning order, that holds it. So
 /// no entry is ever hidden by such a conflict.
+///
+/// The first key is looked up alone; from the second on, the reader reads every key of its
+/// objects in one pass and answers from that. A lookup in a document seeks through its
+/// operations (about 6 µs in a resort's bookings), one pass over a record's map costs about
+/// what one lookup does, and a record is read a dozen fields at a time.
 #[derive(Debug, Clone)]
 pub struct MapReader<'a> {
     doc: &'a AutoCommit,
     /// The winning object first, then the others in operation order.
     objs: Vec<ObjId>,
     record: &'static str,
+    /// Each object's keys and winning values, sorted by key, once a second key is read.
+    entries: OnceCell<Vec<Vec<MapRangeItem<'a>>>>,
+    lookups: Cell<u32>,
 }
 
 impl<'a> MapReader<'a> {
     pub fn new(doc: &'a AutoCommit, obj: ObjId, record: &'static str) -> Self {
+        Self::over(doc, vec![obj], record)
+    }
+
+    fn over(doc: &'a AutoCommit, objs: Vec<ObjId>, record: &'static str) -> Self {
         Self {
             doc,
-            objs: vec![obj],
+            objs,
             record,
+            entries: OnceCell::new(),
+            lookups: Cell::new(0),
         }
     }
 
@@ -253,16 +269,46 @@ impl<'a> MapReader<'a> {
 
     /// The winning scalar at `key`, if any.
     pub fn scalar(&self, key: &str) -> Result<Option<ScalarValue>, StoreError> {
-        for obj in &self.objs {
-            match self.doc.get(obj, key)? {
+        let entries = self.entries();
+        for (index, obj) in self.objs.iter().enumerate() {
+            let value = match entries {
+                Some(entries) => {
+                    find(&entries[index], key).map(|item| item.value.clone().into_value())
+                }
+                None => self.doc.get(obj, key)?.map(|(value, _)| value),
+            };
+            match value {
                 None => continue,
-                Some((Value::Scalar(value), _)) => return Ok(Some(value.into_owned())),
-                Some((Value::Object(kind), _)) => {
+                Some(Value::Scalar(value)) => return Ok(Some(value.into_owned())),
+                Some(Value::Object(kind)) => {
                     return Err(self.wrong_type(key, "a scalar", kind));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Each object's entries, once this reader has been asked for more than one key.
+    fn entries(&self) -> Option<&[Vec<MapRangeItem<'a>>]> {
+        if let Some(entries) = self.entries.get() {
+            return Some(entries);
+        }
+        let lookups = self.lookups.get();
+        self.lookups.set(lookups + 1);
+        if lookups == 0 {
+            return None;
+        }
+        let entries = self.entries.get_or_init(|| {
+            self.objs
+                .iter()
+                .map(|obj| {
+                    let mut items: Vec<MapRangeItem<'a>> = self.doc.map_range(obj, ..).collect();
+                    items.sort_by(|a, b| a.key.cmp(&b.key));
+                    items
+                })
+                .collect()
+        });
+        Some(entries)
     }
 
     /// Every concurrently written scalar at `key` (more than one means a conflict).
@@ -289,16 +335,28 @@ impl<'a> MapReader<'a> {
 
     /// Every map object at `key` in any of this reader's objects, as one reader.
     pub fn map(&self, key: &str) -> Result<Option<MapReader<'a>>, StoreError> {
+        let entries = self.entries();
         let mut objs = Vec::new();
-        for obj in &self.objs {
-            let winner = self.doc.get(obj, key)?;
-            let Some((value, winner_id)) = winner else {
+        for (index, obj) in self.objs.iter().enumerate() {
+            // Whether other values stand beside the winner is known from a pass, not a lookup.
+            let winner = match entries {
+                Some(entries) => find(&entries[index], key)
+                    .map(|item| (item.value.clone().into_value(), item.id(), item.conflict)),
+                None => self
+                    .doc
+                    .get(obj, key)?
+                    .map(|(value, id)| (value.into_owned(), id, true)),
+            };
+            let Some((value, winner_id, conflict)) = winner else {
                 continue;
             };
             if !matches!(value, Value::Object(ObjType::Map)) {
                 return Err(self.wrong_type(key, "a map", value));
             }
             objs.push(winner_id.clone());
+            if !conflict {
+                continue;
+            }
             for (value, id) in self.doc.get_all(obj, key)? {
                 if matches!(value, Value::Object(ObjType::Map)) && id != winner_id {
                     objs.push(id);
@@ -308,11 +366,7 @@ impl<'a> MapReader<'a> {
         if objs.is_empty() {
             return Ok(None);
         }
-        Ok(Some(MapReader {
-            doc: self.doc,
-            objs,
-            record: self.record,
-        }))
+        Ok(Some(MapReader::over(self.doc, objs, self.record)))
     }
 
     /// Follows a path of nested maps.
@@ -410,6 +464,14 @@ impl<'a> MapReader<'a> {
             found,
         }
     }
+}
+
+/// The entry at `key` of entries sorted by key.
+fn find<'i, 'a>(entries: &'i [MapRangeItem<'a>], key: &str) -> Option<&'i MapRangeItem<'a>> {
+    entries
+        .binary_search_by(|item| item.key.as_ref().cmp(key))
+        .ok()
+        .map(|at| &entries[at])
 }
 
 /// The map at `parent.key`, created if absent.
