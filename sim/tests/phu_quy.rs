@@ -36,8 +36,8 @@ fn two_runs_with_the_same_seed_give_identical_reports() {
     assert_ne!(report_json(&a).unwrap(), report_json(&c).unwrap());
 }
 
+/// The whole shipped day, as a field tester runs it (about 18 s in a debug build).
 #[test]
-#[ignore = "a full simulated day takes about 20 s in a debug build; run with --ignored"]
 fn a_normal_phu_quy_day_passes_every_check() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/phu-quy.toml");
     let scenario = Scenario::load(&path, None).unwrap();
