@@ -800,3 +800,73 @@ macro_rules! tag_enum {
 }
 
 pub(crate) use tag_enum;
+
+#[cfg(test)]
+mod tests {
+    use automerge::ActorId;
+
+    use super::*;
+
+    /// Two replicas create the same record map concurrently, each with its own fields, and
+    /// set one field to different values; the merge holds two maps under one key.
+    fn conflicting() -> AutoCommit {
+        let mut base = AutoCommit::new().with_actor(ActorId::from(&[1u8; 16][..]));
+        base.put_object(ROOT, "items", ObjType::Map).unwrap();
+        let mut a = base.fork().with_actor(ActorId::from(&[2u8; 16][..]));
+        let mut b = base.fork().with_actor(ActorId::from(&[3u8; 16][..]));
+        for (doc, own, side) in [(&mut a, "at_gate_a", "a"), (&mut b, "at_gate_b", "b")] {
+            let items = doc.get(ROOT, "items").unwrap().unwrap().1;
+            let item = doc.put_object(&items, "x", ObjType::Map).unwrap();
+            doc.put(&item, own, 1_i64).unwrap();
+            doc.put(&item, "shared", side).unwrap();
+        }
+        a.merge(&mut b).unwrap();
+        a
+    }
+
+    #[test]
+    fn a_reader_answers_the_same_from_a_lookup_and_from_a_pass() {
+        let doc = conflicting();
+        let root = MapReader::root(&doc, "test");
+        let item = root.path(&["items", "x"]).unwrap().unwrap();
+        assert_eq!(item.objs.len(), 2, "both concurrent maps are read");
+        // The same through a reader that already took its pass.
+        let items = root.map("items").unwrap().unwrap();
+        assert_eq!(items.scalar("absent").unwrap(), None);
+        let through_pass = items.map("x").unwrap().unwrap();
+        assert!(items.entries.get().is_some());
+        assert_eq!(through_pass.objs, item.objs);
+
+        // A fresh reader answers its first key by lookup, the rest from one pass.
+        for key in ["shared", "at_gate_a", "at_gate_b", "missing"] {
+            let by_lookup = root
+                .path(&["items", "x"])
+                .unwrap()
+                .unwrap()
+                .scalar(key)
+                .unwrap();
+            let by_pass = item.scalar(key).unwrap();
+            assert_eq!(by_lookup, by_pass, "{key}");
+        }
+        assert!(item.entries.get().is_some(), "the pass was taken");
+        assert_eq!(item.scalar("at_gate_a").unwrap(), Some(ScalarValue::Int(1)));
+        assert_eq!(item.scalar("at_gate_b").unwrap(), Some(ScalarValue::Int(1)));
+        assert_eq!(item.keys(), vec!["at_gate_a", "at_gate_b", "shared"]);
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_whichever_way_the_key_is_read() {
+        let doc = conflicting();
+        let root = MapReader::root(&doc, "test");
+        let items = root.map("items").unwrap().unwrap();
+        let first = items.scalar("x").unwrap_err();
+        let later = items.scalar("x").unwrap_err();
+        assert!(items.entries.get().is_some());
+        for err in [first, later] {
+            assert!(
+                matches!(&err, StoreError::WrongType { field, .. } if field == "x"),
+                "{err}"
+            );
+        }
+    }
+}
