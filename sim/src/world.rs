@@ -61,8 +61,9 @@ pub(crate) struct SimBox {
     pub role: Role,
     pub site: String,
     pub node: NodeId,
-    /// Kept to reopen the replica after a crash under the same identity.
-    secret: [u8; 32],
+    /// Kept to reopen the replica after a crash under the same identity, and to sign the
+    /// box's own writes (`bridge.rs`).
+    identity: Identity,
     pub replica: Replica<MemStore>,
     /// Scopes it may be sent (read or carry).
     pub receives: BTreeSet<Scope>,
@@ -204,7 +205,7 @@ impl World {
             let secret = identity_secret(&spec.name);
             let identity = Identity::from_secret_bytes(secret);
             let node = identity.node_id();
-            let mut replica = Replica::open(identity, MemStore::new(), CACHE_DOCS)?;
+            let mut replica = Replica::open(identity.clone(), MemStore::new(), CACHE_DOCS)?;
             replica.share_verified(verified.clone());
             let access = policy.access(role);
             let receives = access.read.union(&access.carry).cloned().collect();
@@ -214,7 +215,7 @@ impl World {
                 role,
                 site: spec.site.clone(),
                 node,
-                secret,
+                identity,
                 replica,
                 receives,
                 reads: access.read,
@@ -686,8 +687,7 @@ impl World {
         bx.up = up;
         if up {
             let store = bx.replica.store().clone();
-            let identity = Identity::from_secret_bytes(bx.secret);
-            bx.replica = Replica::open(identity, store, CACHE_DOCS)?;
+            bx.replica = Replica::open(bx.identity.clone(), store, CACHE_DOCS)?;
             bx.replica.share_verified(self.verified.clone());
             self.metrics.boxes[b].restarts += 1;
             if let Some(since) = self.metrics.boxes[b].down_since.take() {

@@ -4,7 +4,7 @@ use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, ReadDoc as _};
 use crdt_model::entry::{Entry, EntryHash, actor_for};
 use crdt_model::wire::{Run, RunItem};
-use crdt_model::{DocKey, FeedId, Identity};
+use crdt_model::{DocKey, FeedId};
 
 use super::{SECOND, World};
 use crate::SimError;
@@ -77,7 +77,7 @@ impl World {
             });
         }
         let count = items.len();
-        let signature = Identity::from_secret_bytes(bx.secret).sign(&prev);
+        let signature = bx.identity.sign(&prev);
         let run = Run {
             feed: feed.clone(),
             first_seq,
