@@ -9,12 +9,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use culao_node::config::{Config, DEFAULT_CONFIG, PeerConfig};
 
+mod allocator;
 mod logs;
-
-/// automerge allocates and frees many small buffers per change; mimalloc does that in about
-/// half the time of the system allocator (the simulator's holiday: 54 -> 43 s).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A culao box: an offline-first replica of an island district's records.
 #[derive(Debug, Parser)]
@@ -231,7 +227,10 @@ fn main() -> anyhow::Result<()> {
             writeln!(std::io::stdout(), "{}", identity.node_id())?;
             Ok(())
         }
-        Command::Up(args) => up(args),
+        Command::Up(args) => {
+            allocator::lean_for_a_box();
+            up(args)
+        }
         Command::Network(command) => network(command),
         Command::Provision(command) => provision(command),
         Command::Sim(command) => sim(command),

@@ -23,6 +23,21 @@ fn id_prints_the_same_node_id_as_the_running_box() {
     assert_eq!(boxx.status()["node_id"], id.as_str());
 }
 
+/// A box turns mimalloc's eager arena commit off for itself (src/allocator.rs): it
+/// re-executes itself once with the setting, under the same process id, and still serves.
+#[test]
+fn a_box_runs_with_eager_arena_commit_off() {
+    let root = tempfile::tempdir().unwrap();
+    let boxx = Culao::start(&root.path().join("box"), 0, &[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", boxx.pid())).unwrap();
+    let settings: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    assert!(
+        settings.contains(&&b"MIMALLOC_ARENA_EAGER_COMMIT=0"[..]),
+        "the box's environment lacks the setting"
+    );
+    assert_eq!(boxx.status()["node_id"], boxx.node_id.as_str());
+}
+
 #[test]
 fn config_prints_a_commented_default_that_up_accepts() {
     let out = Command::new(BIN).arg("config").output().unwrap();

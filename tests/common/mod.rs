@@ -118,6 +118,11 @@ impl Culao {
         }
     }
 
+    /// The box's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `NODE_ID@HOST:PORT`, for another box's `--peer`.
     pub fn peer_arg(&self) -> String {
         format!("{}@{}", self.node_id, self.sync)
