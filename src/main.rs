@@ -374,9 +374,8 @@ fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
             let authority = network.unlock(&passphrase.read()?)?;
             let device = provisioning::issue_device(&authority, &request)?;
             device.write_to(&out)?;
-            let line = device.users_line();
             if let Some(path) = &users_file {
-                append_line(path, &line)?;
+                device.add_to_users_file(path)?;
             }
             let mut stdout = std::io::stdout().lock();
             writeln!(
@@ -388,7 +387,7 @@ fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
             writeln!(stdout, "topics       {}#", device.name.topic_root())?;
             match &users_file {
                 Some(path) => writeln!(stdout, "users file   {} (line added)", path.display())?,
-                None => writeln!(stdout, "users line   {line}")?,
+                None => writeln!(stdout, "users line   {}", device.users_line())?,
             }
             Ok(())
         }
@@ -408,39 +407,6 @@ fn provision(command: ProvisionCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Appends `line` to a users file (created 0600 if missing), refusing a second line for the
-/// same user.
-fn append_line(path: &std::path::Path, line: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-
-    let user = line.split_whitespace().next().unwrap_or_default();
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => anyhow::bail!("cannot read {}: {err}", path.display()),
-    };
-    if existing
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(user))
-    {
-        anyhow::bail!("{} already has a line for {user}", path.display());
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
-    let separator = if existing.is_empty() || existing.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    writeln!(file, "{separator}{line}")?;
-    file.sync_all()?;
-    Ok(())
 }
 
 fn config_from(args: UpArgs) -> anyhow::Result<Config> {

@@ -27,7 +27,7 @@ use lru::LruCache;
 use self::saving::{CachedDoc, still_waiting};
 
 use crate::entry::{
-    Entry, EntryError, EntryHash, Identity, Signature, actor_for, check_change, verify_signature,
+    Entry, EntryError, EntryHash, Identity, actor_for, check_change, verify_signature,
 };
 use crate::ids::{DocKey, FeedId, NodeId};
 use crate::store::{Store, StoredEntry, Waiting, WriteBatch};
@@ -509,7 +509,10 @@ impl<S: Store> Replica<S> {
             }
         }
 
-        let signed = self.check_signature(&run.feed, run.last_seq(), &hash, &run.signature);
+        let signed = match &self.verified {
+            Some(verified) => verified.verify(&run.feed, run.last_seq(), &hash, &run.signature),
+            None => verify_signature(&run.feed, run.last_seq(), &hash, &run.signature),
+        };
         match (links, signed) {
             (true, Ok(())) => {}
             (true, Err(err)) => return Err(err.into()),
@@ -539,19 +542,6 @@ impl<S: Store> Replica<S> {
                 hash,
             },
         })
-    }
-
-    fn check_signature(
-        &self,
-        feed: &FeedId,
-        seq: u64,
-        hash: &EntryHash,
-        signature: &Signature,
-    ) -> Result<(), EntryError> {
-        match &self.verified {
-            Some(verified) => verified.verify(feed, seq, hash, signature),
-            None => verify_signature(feed, seq, hash, signature),
-        }
     }
 
     /// Applies verified changes to their documents, taken out of the cache; nothing is staged.

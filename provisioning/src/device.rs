@@ -61,6 +61,11 @@ pub enum DeviceError {
         name: String,
         path: std::path::PathBuf,
     },
+    #[error("{} already has a line for {name}", path.display())]
+    InUsersFile {
+        name: String,
+        path: std::path::PathBuf,
+    },
     #[error("{} is not empty; device credentials are written only to a new or empty directory", path.display())]
     NotEmpty { path: std::path::PathBuf },
     #[error("TLS certificate: {0}")]
@@ -201,6 +206,34 @@ impl DeviceCredentials {
         format!("{} {}", self.name, password_digest(&self.password))
     }
 
+    /// Adds [`Self::users_line`] to a broker's users file (created 0600 if missing),
+    /// refusing a second line for the same name.
+    pub fn add_to_users_file(&self, path: &Path) -> Result<(), DeviceError> {
+        let existing = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(IoError::at(path)(err).into()),
+        };
+        let name = self.name.as_str();
+        if existing
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(name))
+        {
+            return Err(DeviceError::InUsersFile {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        let separator = if existing.is_empty() || existing.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        let line = format!("{separator}{}\n", self.users_line());
+        files::append_private(path, line.as_bytes())?;
+        Ok(())
+    }
+
     /// Writes the credentials into `dir` (missing or empty): the key and the password
     /// readable by their owner only.
     pub fn write_to(&self, dir: &Path) -> Result<(), DeviceError> {
@@ -272,10 +305,7 @@ fn record(authority: &Authority, name: &DeviceName, cert_pem: &str) -> Result<()
 /// The digest of a device password as the users file holds it: `blake3:` and 64 hex
 /// digits. Passwords are 192 random bits, so a fast keyed hash is enough.
 pub fn password_digest(password: &str) -> String {
-    let hash = blake3::Hasher::new_derive_key(DIGEST_CONTEXT)
-        .update(password.as_bytes())
-        .finalize();
-    format!("{DIGEST_PREFIX}{}", hash.to_hex())
+    format!("{DIGEST_PREFIX}{}", digest_of(password).to_hex())
 }
 
 /// Whether `password` matches a users-file `digest` (compared in constant time).
@@ -283,10 +313,13 @@ pub fn password_digest(password: &str) -> String {
 pub fn password_matches(digest: &str, password: &str) -> Option<bool> {
     let hex_part = digest.strip_prefix(DIGEST_PREFIX)?;
     let expected = blake3::Hash::from_hex(hex_part).ok()?;
-    let actual = blake3::Hasher::new_derive_key(DIGEST_CONTEXT)
+    Some(digest_of(password) == expected)
+}
+
+fn digest_of(password: &str) -> blake3::Hash {
+    blake3::Hasher::new_derive_key(DIGEST_CONTEXT)
         .update(password.as_bytes())
-        .finalize();
-    Some(actual == expected)
+        .finalize()
 }
 
 #[cfg(test)]

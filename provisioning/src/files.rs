@@ -57,6 +57,20 @@ pub(crate) fn create_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), 
     write().map_err(IoError::at(path))
 }
 
+/// Appends `contents` to `path`, created with mode 0600 if missing, and syncs it.
+pub(crate) fn append_private(path: &Path, contents: &[u8]) -> Result<(), IoError> {
+    let write = || -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(contents)?;
+        file.sync_all()
+    };
+    write().map_err(IoError::at(path))
+}
+
 /// A secret file: mode 0600, refused if it already exists.
 pub(crate) fn create_private(path: &Path, contents: &[u8]) -> Result<(), IoError> {
     create_new(path, contents, 0o600)

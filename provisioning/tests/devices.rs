@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{NOW, contains, mode, network, pem_der};
+use common::{NOW, contains, mode, network, pem_der, set_mode};
 use provisioning::device::{
     DEVICE_CA_FILE, DEVICE_CERT_FILE, DEVICE_KEY_FILE, DEVICE_PASSWORD_FILE, DEVICES_DIR,
     MAX_DEVICE_VALIDITY_DAYS, password_matches,
@@ -98,4 +98,31 @@ fn validity_is_bounded() {
             Err(DeviceError::Validity { .. })
         ));
     }
+}
+
+#[test]
+fn a_users_file_gets_one_private_line_per_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_dir, authority) = network(tmp.path());
+    let users = tmp.path().join("users");
+    std::fs::write(&users, "# site devices\nreader1 blake3:00").unwrap();
+    set_mode(&users, 0o600);
+    let device = issue_device(&authority, &request("gate1")).unwrap();
+    device.add_to_users_file(&users).unwrap();
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "# site devices\nreader1 blake3:00\n{}\n",
+            device.users_line()
+        )
+    );
+
+    let err = device.add_to_users_file(&users).unwrap_err();
+    assert!(matches!(err, DeviceError::InUsersFile { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(&users).unwrap(), text);
+
+    let fresh = tmp.path().join("new-users");
+    device.add_to_users_file(&fresh).unwrap();
+    assert_eq!(mode(&fresh), 0o600);
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crdt_model::Scope;
 
 use crate::scenario::Scenario;
-use crate::world::{Micros, SECOND, SimBox, SimLink};
+use crate::world::{Micros, SECOND, SimBox, SimLink, minutes};
 
 #[derive(Debug, Default)]
 pub(crate) struct LinkMetrics {
@@ -62,7 +62,7 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub fn new(scenario: &Scenario, boxes: &[SimBox], links: &[SimLink]) -> Self {
         Self {
-            bucket: ((scenario.sample_min * 60.0 * SECOND as f64) as Micros).max(SECOND),
+            bucket: minutes(scenario.sample_min).max(SECOND),
             links: links.iter().map(|_| LinkMetrics::default()).collect(),
             boxes: boxes.iter().map(|_| BoxMetrics::default()).collect(),
             lags: BTreeMap::new(),

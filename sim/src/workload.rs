@@ -28,7 +28,7 @@ mod people;
 mod ticketing;
 
 use crate::SimError;
-use crate::world::{Event, HOUR, Micros, SECOND, World, hours};
+use crate::world::{Event, HOUR, Micros, SECOND, World, hours, minutes};
 
 /// One piece of scheduled work.
 #[derive(Debug, Clone)]
@@ -167,6 +167,14 @@ impl World {
         }
     }
 
+    /// Schedules `work` again `every_min` minutes from now, if that is before the end.
+    fn repeat(&mut self, work: Work, every_min: f64) {
+        let at = self.now + minutes(every_min);
+        if at < self.end {
+            self.schedule(at, Event::Work(work));
+        }
+    }
+
     /// Opens the wallets and schedules every generator's first occurrence.
     pub(crate) fn setup_workload(&mut self) -> Result<(), SimError> {
         let w = self.scenario.workload.clone();
@@ -177,9 +185,8 @@ impl World {
             }
         }
         if w.allowance_refill_every_min > 0.0 {
-            let every = (w.allowance_refill_every_min * 60.0 * SECOND as f64) as Micros;
             for hall in self.boxes_with(&[Role::Commune]) {
-                self.schedule(every, Event::Work(Work::Refill { hall }));
+                self.repeat(Work::Refill { hall }, w.allowance_refill_every_min);
             }
         }
         self.issue_cards()?;
@@ -189,9 +196,8 @@ impl World {
             }
             let key = doc_key("bookings", &self.boxes[resort].name)?;
             self.work.resort_docs.push((resort, key));
-            let every = (w.booking_answer_every_min * 60.0 * SECOND as f64) as Micros;
             if w.booking_requests_per_h > 0.0 {
-                self.schedule(every, Event::Work(Work::BookingAnswers { resort }));
+                self.repeat(Work::BookingAnswers { resort }, w.booking_answer_every_min);
             }
         }
 
@@ -298,11 +304,7 @@ impl World {
             }
             Work::BookingAnswers { resort } => {
                 self.booking_answers(resort)?;
-                let every = (w.booking_answer_every_min * 60.0 * SECOND as f64) as Micros;
-                self.schedule(
-                    self.now + every,
-                    Event::Work(Work::BookingAnswers { resort }),
-                );
+                self.repeat(Work::BookingAnswers { resort }, w.booking_answer_every_min);
             }
             Work::CheckIn => {
                 self.check_in()?;
@@ -327,11 +329,7 @@ impl World {
             }
             Work::Refill { hall } => {
                 self.refill_allowances(hall)?;
-                let every = (w.allowance_refill_every_min * 60.0 * SECOND as f64) as Micros;
-                let next = self.now + every;
-                if next < self.end {
-                    self.schedule(next, Event::Work(Work::Refill { hall }));
-                }
+                self.repeat(Work::Refill { hall }, w.allowance_refill_every_min);
             }
         }
         Ok(())

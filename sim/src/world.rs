@@ -41,6 +41,10 @@ pub fn secs(s: f64) -> Micros {
     (s * SECOND as f64).round().max(0.0) as Micros
 }
 
+pub fn minutes(m: f64) -> Micros {
+    secs(m * 60.0)
+}
+
 /// How often agreement is probed after a mainland link returns.
 const PROBE: Micros = 5 * SECOND;
 
@@ -187,6 +191,17 @@ impl std::fmt::Debug for World {
     }
 }
 
+/// A box's replica over `store`, sharing the signatures the island's boxes verified.
+fn open_replica(
+    identity: &Identity,
+    store: MemStore,
+    verified: &VerifiedSignatures,
+) -> Result<Replica<MemStore>, SimError> {
+    let mut replica = Replica::open(identity.clone(), store, CACHE_DOCS)?;
+    replica.share_verified(verified.clone());
+    Ok(replica)
+}
+
 fn identity_secret(name: &str) -> [u8; 32] {
     *blake3::hash(format!("culao-sim box {name}").as_bytes()).as_bytes()
 }
@@ -205,8 +220,7 @@ impl World {
             let secret = identity_secret(&spec.name);
             let identity = Identity::from_secret_bytes(secret);
             let node = identity.node_id();
-            let mut replica = Replica::open(identity.clone(), MemStore::new(), CACHE_DOCS)?;
-            replica.share_verified(verified.clone());
+            let replica = open_replica(&identity, MemStore::new(), &verified)?;
             let access = policy.access(role);
             let receives = access.read.union(&access.carry).cloned().collect();
             box_index.insert(spec.name.clone(), boxes.len());
@@ -687,8 +701,7 @@ impl World {
         bx.up = up;
         if up {
             let store = bx.replica.store().clone();
-            bx.replica = Replica::open(bx.identity.clone(), store, CACHE_DOCS)?;
-            bx.replica.share_verified(self.verified.clone());
+            bx.replica = open_replica(&bx.identity, store, &self.verified)?;
             self.metrics.boxes[b].restarts += 1;
             if let Some(since) = self.metrics.boxes[b].down_since.take() {
                 self.metrics.boxes[b].outages.push((since, now));
